@@ -1,0 +1,2 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from .samplers import *  # noqa: F401,F403

@@ -1,0 +1,10 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from .checkpoint_loader import (MMENGINE_CHECKPOINT_GLOBALS,
+                                mmengine_checkpoint_globals,
+                                register_checkpoint_loaders)
+from .optim_wrappers import SCRIMCPUAmpOptimWrapper
+
+__all__ = [
+    'MMENGINE_CHECKPOINT_GLOBALS', 'mmengine_checkpoint_globals',
+    'register_checkpoint_loaders', 'SCRIMCPUAmpOptimWrapper'
+]

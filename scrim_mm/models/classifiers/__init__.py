@@ -1,0 +1,4 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from .scrim_classifier import SCRIMClassifier
+
+__all__ = ['SCRIMClassifier']

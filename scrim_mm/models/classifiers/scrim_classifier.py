@@ -1,0 +1,243 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmpretrain.models import ImageClassifier
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+
+@MODELS.register_module()
+class SCRIMClassifier(ImageClassifier):
+    """SCRIM: Spatial-aware Collaborative Region Mining.
+
+    Implements "Spatial-aware collaborative region mining for fine-grained
+    recognition" (Multimedia Tools and Applications, 2024) as an mmpretrain
+    classifier. The backbone's stage maps feed the coarse-part necks
+    (:class:`CPLNeck`, OSME part excitation and a part metric loss after
+    Cross-X / MAMC); the fine-part head (:class:`FPLHead`, NTS-Net's
+    navigator, teacher and ranking loss) selects regions on each stage, whose
+    crops are re-encoded by the *shared* backbone in one batched call; the
+    fusion head (:class:`SCRIMHead`) classifies the concatenation of the
+    global feature, the CPL part vectors and the FPL part features.
+
+    Args:
+        backbone (dict): Any mmpretrain backbone returning two or more NCHW
+            stage maps (e.g. ``ResNet`` with ``out_indices=(2, 3)``).
+        neck (dict): The :class:`CPLNeck` config.
+        head (dict): The :class:`SCRIMHead` config.
+        fpl_head (dict, optional): The :class:`FPLHead` config. None gives
+            the CPL-only model. Defaults to None.
+        pretrained (str, optional): A checkpoint to initialise from.
+            Defaults to None.
+        train_cfg (dict, optional): mmpretrain's training options (batch
+            ``augments`` such as Mixup / CutMix). Defaults to None.
+        data_preprocessor (dict, optional): Defaults to
+            ``ClsDataPreprocessor``.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 fpl_head: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
+                 train_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            train_cfg=train_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        if fpl_head is not None and not isinstance(fpl_head, nn.Module):
+            fpl_head = MODELS.build(fpl_head)
+        self.fpl_head = fpl_head
+        self._check_fusion_sizes()
+
+    @property
+    def with_fpl(self) -> bool:
+        """Whether the model has the fine-part branch."""
+        return self.fpl_head is not None
+
+    def _check_fusion_sizes(self) -> None:
+        """Check that the fusion head expects what the FPL head gives."""
+        expected = 0
+        if self.with_fpl:
+            expected = (len(self.fpl_head.stage_names) *
+                        self.fpl_head.num_test_parts)
+        got = getattr(self.head, 'num_fpl_parts', 0)
+        if got != expected:
+            raise ValueError(
+                f'SCRIMClassifier: head.num_fpl_parts={got} but the FPL '
+                f'head gives {expected} part features for fusion '
+                '(number of FPL stages x fpl_head.num_test_parts); '
+                'set them to agree.')
+
+    # ------------------------------------------------------------------
+    # shared pieces
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _labels(data_samples: List[DataSample]) -> torch.Tensor:
+        """Index labels; the argmax of ``gt_score`` under Mixup/CutMix."""
+        if 'gt_score' in data_samples[0]:
+            return torch.stack([s.gt_score for s in data_samples]).argmax(1)
+        return torch.cat([s.gt_label for s in data_samples])
+
+    def _encode_parts(self, inputs: torch.Tensor,
+                      boxes: torch.Tensor) -> torch.Tensor:
+        """Re-encode every selected region of every stage in one call.
+
+        Args:
+            inputs (Tensor): The normalised input batch (B, 3, H, W).
+            boxes (Tensor): (B, S, N, 4) boxes in input pixels.
+
+        Returns:
+            Tensor: Part features (B, S, N, C) - the global average of the
+            backbone's last stage map on each crop.
+        """
+        b, s, n = boxes.shape[:3]
+        crops = self.fpl_head.crop(inputs, boxes)
+        last = self.backbone(crops)[-1]
+        return last.mean(dim=(2, 3)).view(b, s, n, -1)
+
+    def _forward_fpl(
+        self, inputs: torch.Tensor, cpl_out
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor],
+               Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Select, crop and re-encode regions.
+
+        Returns:
+            tuple: ``(boxes, scores, part_feats, fusion_feats)``; all None
+            without an FPL head. ``fusion_feats`` (B, S*K, C) are the first
+            K part features of each stage.
+        """
+        if not self.with_fpl:
+            return None, None, None, None
+        boxes, scores = self.fpl_head(cpl_out.enhanced, inputs.shape[-2:])
+        part_feats = self._encode_parts(inputs, boxes)
+        k = self.fpl_head.num_test_parts
+        fusion_feats = part_feats[:, :, :k].flatten(1, 2)
+        return boxes, scores, part_feats, fusion_feats
+
+    # ------------------------------------------------------------------
+    # mmpretrain API
+    # ------------------------------------------------------------------
+    def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):
+        """Extract features.
+
+        Args:
+            inputs (Tensor): The input batch (B, 3, H, W).
+            stage (str): ``'backbone'`` (tuple of stage maps), ``'neck'``
+                (the :class:`CPLOutput`) or ``'pre_logits'`` (the fused
+                feature, fine parts included). Defaults to ``'neck'``.
+
+        Returns:
+            tuple | CPLOutput | Tensor: The feature of that stage.
+        """
+        if stage not in ('backbone', 'neck', 'pre_logits'):
+            raise ValueError(
+                f'Invalid stage {stage!r}: expected "backbone", "neck" or '
+                '"pre_logits".')
+        feats = self.backbone(inputs)
+        if stage == 'backbone':
+            return feats
+        cpl_out = self.neck(feats)
+        if stage == 'neck':
+            return cpl_out
+        fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
+        return self.head.pre_logits(cpl_out, fpl_feats=fusion_feats)
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """The unified entry: ``'tensor'``, ``'loss'`` or ``'predict'``.
+
+        Args:
+            inputs (Tensor): The input batch (B, 3, H, W).
+            data_samples (List[DataSample], optional): Annotations; required
+                by ``'loss'``.
+            mode (str): What to return. Defaults to ``'tensor'`` (the fused
+                logits).
+
+        Returns:
+            Tensor | dict | List[DataSample]: Fused logits, the loss dict or
+            the predictions.
+        """
+        if mode == 'tensor':
+            cpl_out = self.neck(self.backbone(inputs))
+            fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
+            return self.head(cpl_out, fpl_feats=fusion_feats)
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """Compute every loss term of SCRIM.
+
+        Args:
+            inputs (Tensor): The input batch (B, 3, H, W).
+            data_samples (List[DataSample]): With ``gt_label`` or
+                ``gt_score``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_fused``, ``loss_raw``,
+            ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
+            ``loss_teacher_<stage>`` and ``loss_rank_<stage>``.
+        """
+        cpl_out = self.neck(self.backbone(inputs))
+        _, scores, part_feats, fusion_feats = self._forward_fpl(
+            inputs, cpl_out)
+        losses = self.head.loss(cpl_out, data_samples, fpl_feats=fusion_feats)
+        if self.with_fpl:
+            losses.update(
+                self.fpl_head.loss(part_feats, scores,
+                                   self._labels(data_samples)))
+        return losses
+
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                **kwargs) -> List[DataSample]:
+        """Predict classes and the mined regions.
+
+        Besides ``pred_score`` / ``pred_label``, every sample gets
+        ``pred_boxes`` (S*K, 4) in network-input pixels (x1, y1, x2, y2),
+        ``pred_box_scores`` (S*K,) and ``pred_box_stages`` (S*K,), the index
+        of the stage in ``fpl_head.stage_names``.
+
+        Args:
+            inputs (Tensor): The input batch (B, 3, H, W).
+            data_samples (List[DataSample], optional): Filled in place when
+                given.
+
+        Returns:
+            List[DataSample]: One per image.
+        """
+        cpl_out = self.neck(self.backbone(inputs))
+        boxes, scores, _, fusion_feats = self._forward_fpl(inputs, cpl_out)
+        samples = self.head.predict(
+            cpl_out, data_samples, fpl_feats=fusion_feats)
+        if self.with_fpl:
+            b, s, n = scores.shape
+            stages = torch.arange(
+                s, device=scores.device).view(1, s, 1).expand(b, s, n)
+            boxes = boxes.flatten(1, 2).detach()
+            box_scores = scores.flatten(1, 2).detach().float()
+            stages = stages.flatten(1, 2)
+            for i, sample in enumerate(samples):
+                sample.set_field(boxes[i], 'pred_boxes', dtype=torch.Tensor)
+                sample.set_field(
+                    box_scores[i], 'pred_box_scores', dtype=torch.Tensor)
+                sample.set_field(
+                    stages[i], 'pred_box_stages', dtype=torch.Tensor)
+        return samples

@@ -1,0 +1,5 @@
+# PLACEHOLDER: replaced by the real module.
+
+
+class FPLHead:
+    pass

@@ -1,0 +1,389 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from mmpretrain.evaluation.metrics import Accuracy
+from mmpretrain.models.heads import ClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from ..necks.cpl_neck import CPLOutput
+
+
+def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
+    """Build a loss config, pass a module through, keep None as None."""
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(cfg)
+
+
+@MODELS.register_module()
+class SCRIMHead(ClsHead):
+    """Fusion head of SCRIM with the CPL classifiers and part losses.
+
+    SCRIM ("Spatial-aware collaborative region mining for fine-grained
+    recognition", Multimedia Tools and Applications, 2024) classifies the
+    fusion of the global feature (GAP of the last stage map), the coarse
+    part vectors of every CPL stage and the fine part features of the FPLs.
+    Beside the fused classifier, as in NTS-Net a raw classifier sees the
+    global feature alone; as in Cross-X (Luo et al., ICCV 2019) each CPL
+    stage has a part classifier on ``concat(f_1..f_P)`` and a contrastive
+    part loss (MAMC, Sun et al., ECCV 2018, by default) on its part
+    embeddings.
+
+    With ``num_fpl_parts=0`` the head works on a :class:`CPLNeck` output
+    alone (CPL-only mode), e.g. inside a plain mmpretrain
+    ``ImageClassifier``.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Channels of the global feature, i.e. of the last
+            CPL stage map. Defaults to 2048.
+        part_channels (Sequence[int]): Channels of the part vectors of every
+            CPL stage. Defaults to ``(1024, 2048)``.
+        num_parts (int): Number of CPL parts ``P`` per stage. Defaults to 2.
+        fpl_channels (int): Channels of every FPL part feature.
+            Defaults to 2048.
+        num_fpl_parts (int): Number of FPL part features (``S * K``) given
+            to the fusion; 0 is the CPL-only mode. Defaults to 8.
+        loss (dict): Loss of the fused logits.
+            Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        raw_loss (dict, optional): Loss of the raw (global feature) logits;
+            None removes the raw classifier.
+            Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        cpl_loss (dict, optional): Loss of every CPL part classifier; None
+            removes the part classifiers.
+            Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        contrastive_loss (dict, optional): Loss on the part embeddings of
+            every stage; None disables it. Defaults to
+            ``dict(type='PartContrastiveLoss', mode='mamc',
+            loss_weight=1.0)``.
+        contrastive_weights (Sequence[float]): Per-stage multipliers of the
+            contrastive loss. Defaults to ``(0.25, 0.5)``.
+        pred_mode (str): ``'fused'`` predicts from the fused logits,
+            ``'sum'`` from the sum of fused, raw and CPL logits (Cross-X
+            style). Defaults to ``'fused'``.
+        stage_names (Sequence[str]): Names of the CPL stages, used in the
+            loss keys. Defaults to ``('s3', 's4')``.
+        topk (int | Sequence[int]): Top-k accuracy of ``cal_acc``.
+            Defaults to ``(1, )``.
+        cal_acc (bool): Whether to log the training accuracy of the fused
+            logits. Defaults to False.
+        init_cfg (dict, optional): Initialisation config. Defaults to
+            ``dict(type='Normal', layer='Linear', std=0.01)``.
+    """
+
+    PRED_MODES = ('fused', 'sum')
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 2048,
+        part_channels: Sequence[int] = (1024, 2048),
+        num_parts: int = 2,
+        fpl_channels: int = 2048,
+        num_fpl_parts: int = 8,
+        loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),  # noqa: B006
+        raw_loss: Optional[dict] = dict(  # noqa: B006
+            type='CrossEntropyLoss', loss_weight=1.0
+        ),
+        cpl_loss: Optional[dict] = dict(  # noqa: B006
+            type='CrossEntropyLoss', loss_weight=1.0
+        ),
+        contrastive_loss: Optional[dict] = dict(  # noqa: B006
+            type='PartContrastiveLoss', mode='mamc', loss_weight=1.0
+        ),
+        contrastive_weights: Sequence[float] = (0.25, 0.5),
+        pred_mode: str = 'fused',
+        stage_names: Sequence[str] = ('s3', 's4'),
+        topk: Union[int, Tuple[int, ...]] = (1,),
+        cal_acc: bool = False,
+        init_cfg: Optional[dict] = dict(  # noqa: B006
+            type='Normal', layer='Linear', std=0.01
+        ),
+    ) -> None:
+        super().__init__(
+            loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg
+        )
+        if num_classes < 1:
+            raise ValueError(
+                f'num_classes must be positive, got ' f'{num_classes}.'
+            )
+        if num_fpl_parts < 0:
+            raise ValueError(
+                f'num_fpl_parts must be >= 0, got ' f'{num_fpl_parts}.'
+            )
+        if pred_mode not in self.PRED_MODES:
+            raise ValueError(
+                f'pred_mode must be one of {self.PRED_MODES}, '
+                f'got {pred_mode!r}.'
+            )
+        self.part_channels = tuple(part_channels)
+        self.stage_names = tuple(stage_names)
+        self.contrastive_weights = tuple(contrastive_weights)
+        num_stages = len(self.part_channels)
+        for name, value in (
+            ('stage_names', self.stage_names),
+            ('contrastive_weights', self.contrastive_weights),
+        ):
+            if len(value) != num_stages:
+                raise ValueError(
+                    f'SCRIMHead got {len(value)} {name} for {num_stages} '
+                    f'stages (part_channels={self.part_channels}).'
+                )
+
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.num_parts = num_parts
+        self.fpl_channels = fpl_channels
+        self.num_fpl_parts = num_fpl_parts
+        self.pred_mode = pred_mode
+        self.fused_channels = (
+            in_channels
+            + num_parts * sum(self.part_channels)
+            + num_fpl_parts * fpl_channels
+        )
+
+        self.fc = nn.Linear(self.fused_channels, num_classes)
+        self.raw_loss_module = _build_optional(raw_loss)
+        self.raw_fc = (
+            None
+            if self.raw_loss_module is None
+            else nn.Linear(in_channels, num_classes)
+        )
+        self.cpl_loss_module = _build_optional(cpl_loss)
+        self.cpl_fcs = (
+            None
+            if self.cpl_loss_module is None
+            else nn.ModuleList(
+                nn.Linear(num_parts * c, num_classes)
+                for c in self.part_channels
+            )
+        )
+        self.contrastive_module = _build_optional(contrastive_loss)
+
+    def _check_inputs(
+        self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor]
+    ) -> None:
+        """Validate the CPL output and the FPL features against config."""
+        if not hasattr(feats, 'part_vecs'):
+            raise TypeError(
+                'SCRIMHead expects the CPLOutput of a CPLNeck, '
+                f'got {type(feats).__name__}.'
+            )
+        if len(feats.part_vecs) != len(self.part_channels):
+            raise ValueError(
+                f'SCRIMHead expects {len(self.part_channels)} CPL stages '
+                f'but got {len(feats.part_vecs)}.'
+            )
+        global_channels = feats.feats[-1].shape[1]
+        if global_channels != self.in_channels:
+            raise ValueError(
+                f'SCRIMHead in_channels={self.in_channels} but the last CPL '
+                f'stage map has {global_channels} channels.'
+            )
+        for name, vecs, channels in zip(
+            self.stage_names, feats.part_vecs, self.part_channels
+        ):
+            expected = (self.num_parts, channels)
+            if tuple(vecs.shape[1:]) != expected:
+                raise ValueError(
+                    f'SCRIMHead expects part vectors of stage {name!r} of '
+                    f'shape (B, {self.num_parts}, {channels}) (num_parts, '
+                    f'part_channels) but got {tuple(vecs.shape)}.'
+                )
+        if self.num_fpl_parts == 0:
+            if fpl_feats is not None and fpl_feats.numel() > 0:
+                raise ValueError(
+                    'SCRIMHead was built with num_fpl_parts=0 (CPL-only) '
+                    f'but got fpl_feats of shape {tuple(fpl_feats.shape)}.'
+                )
+            return
+        expected = (self.num_fpl_parts, self.fpl_channels)
+        if fpl_feats is None:
+            raise ValueError(
+                f'SCRIMHead was built with num_fpl_parts='
+                f'{self.num_fpl_parts} and needs fpl_feats of shape '
+                f'(B, {self.num_fpl_parts}, {self.fpl_channels}); set '
+                'num_fpl_parts=0 for the CPL-only mode.'
+            )
+        batch = feats.feats[-1].shape[0]
+        if (
+            fpl_feats.dim() != 3
+            or fpl_feats.shape[0] != batch
+            or tuple(fpl_feats.shape[1:]) != expected
+        ):
+            raise ValueError(
+                f'SCRIMHead expects fpl_feats of shape (B={batch}, '
+                f'num_fpl_parts={self.num_fpl_parts}, '
+                f'fpl_channels={self.fpl_channels}) but got '
+                f'{tuple(fpl_feats.shape)}.'
+            )
+
+    def _global_feat(self, feats: CPLOutput) -> torch.Tensor:
+        return feats.feats[-1].mean(dim=(2, 3))
+
+    def _fuse(
+        self,
+        global_feat: torch.Tensor,
+        feats: CPLOutput,
+        fpl_feats: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        parts = [global_feat]
+        parts.extend(vecs.flatten(1) for vecs in feats.part_vecs)
+        if self.num_fpl_parts > 0:
+            parts.append(fpl_feats.flatten(1))
+        return torch.cat(parts, dim=1)
+
+    def pre_logits(
+        self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """The fused feature.
+
+        Args:
+            feats (CPLOutput): The output of :class:`CPLNeck`.
+            fpl_feats (torch.Tensor, optional): FPL part features of shape
+                ``(B, num_fpl_parts, fpl_channels)``; None in the CPL-only
+                mode. Defaults to None.
+
+        Returns:
+            torch.Tensor: ``concat(global, part vectors of every stage,
+            flattened fpl_feats)``, shape ``(B, in_channels + P *
+            sum(part_channels) + num_fpl_parts * fpl_channels)``.
+        """
+        self._check_inputs(feats, fpl_feats)
+        return self._fuse(self._global_feat(feats), feats, fpl_feats)
+
+    def forward(
+        self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """The fused logits.
+
+        Args:
+            feats (CPLOutput): The output of :class:`CPLNeck`.
+            fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
+                Defaults to None.
+
+        Returns:
+            torch.Tensor: Fused logits of shape ``(B, num_classes)``.
+        """
+        return self.fc(self.pre_logits(feats, fpl_feats))
+
+    def forward_all(
+        self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor] = None
+    ) -> Dict[str, torch.Tensor]:
+        """Every logits of the head, each computed once.
+
+        Args:
+            feats (CPLOutput): The output of :class:`CPLNeck`.
+            fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
+                Defaults to None.
+
+        Returns:
+            dict[str, torch.Tensor]: ``(B, num_classes)`` logits under
+            ``'fused'``, ``'raw'`` (if the raw classifier is enabled) and
+            ``'cpl_<stage>'`` (if the CPL classifiers are enabled).
+        """
+        self._check_inputs(feats, fpl_feats)
+        global_feat = self._global_feat(feats)
+        logits = {'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))}
+        if self.raw_fc is not None:
+            logits['raw'] = self.raw_fc(global_feat)
+        if self.cpl_fcs is not None:
+            for name, vecs, fc in zip(
+                self.stage_names, feats.part_vecs, self.cpl_fcs
+            ):
+                logits[f'cpl_{name}'] = fc(vecs.flatten(1))
+        return logits
+
+    def loss(
+        self,
+        feats: CPLOutput,
+        data_samples: List[DataSample],
+        fpl_feats: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Dict[str, torch.Tensor]:
+        """Compute the losses of the head.
+
+        Hard labels (``gt_label``) and soft ones (``gt_score``, from Mixup
+        or CutMix) are both supported: the cross-entropy terms receive the
+        targets exactly as ``ClsHead`` gives them, the contrastive loss the
+        arg-max class of ``gt_score``.
+
+        Args:
+            feats (CPLOutput): The output of :class:`CPLNeck`.
+            data_samples (List[DataSample]): The annotations of the batch.
+            fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
+                Defaults to None.
+            **kwargs: Passed to the cross-entropy loss modules.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_fused``, ``loss_raw``,
+            ``loss_cpl_<stage>``, ``loss_contrast_<stage>`` (those enabled)
+            and, with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
+        """
+        logits = self.forward_all(feats, fpl_feats)
+        if 'gt_score' in data_samples[0]:
+            target = torch.stack([i.gt_score for i in data_samples])
+            labels = target.argmax(dim=1)
+        else:
+            target = torch.cat([i.gt_label for i in data_samples])
+            labels = target
+        batch = logits['fused'].size(0)
+
+        losses = dict()
+        losses['loss_fused'] = self.loss_module(
+            logits['fused'], target, avg_factor=batch, **kwargs
+        )
+        if 'raw' in logits:
+            losses['loss_raw'] = self.raw_loss_module(
+                logits['raw'], target, avg_factor=batch, **kwargs
+            )
+        for i, name in enumerate(self.stage_names):
+            if self.cpl_loss_module is not None:
+                losses[f'loss_cpl_{name}'] = self.cpl_loss_module(
+                    logits[f'cpl_{name}'], target, avg_factor=batch, **kwargs
+                )
+            if self.contrastive_module is not None:
+                losses[f'loss_contrast_{name}'] = self.contrastive_weights[
+                    i
+                ] * self.contrastive_module(feats.part_embeds[i], labels)
+
+        if self.cal_acc:
+            if target.ndim != 1:
+                raise ValueError(
+                    'cal_acc needs hard labels; it is pointless with batch '
+                    'augmentations such as Mixup or CutMix.'
+                )
+            acc = Accuracy.calculate(logits['fused'], target, topk=self.topk)
+            losses.update(
+                {f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)}
+            )
+        return losses
+
+    def predict(
+        self,
+        feats: CPLOutput,
+        data_samples: Optional[List[Optional[DataSample]]] = None,
+        fpl_feats: Optional[torch.Tensor] = None,
+    ) -> List[DataSample]:
+        """Predict the classes of a batch.
+
+        Args:
+            feats (CPLOutput): The output of :class:`CPLNeck`.
+            data_samples (List[DataSample | None], optional): Samples to
+                fill with ``pred_score`` and ``pred_label``; new ones are
+                created when None. Defaults to None.
+            fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
+                Defaults to None.
+
+        Returns:
+            List[DataSample]: The samples with the softmax scores of the
+            logits chosen by ``pred_mode``.
+        """
+        if self.pred_mode == 'fused':
+            cls_score = self(feats, fpl_feats)
+        else:
+            cls_score = sum(self.forward_all(feats, fpl_feats).values())
+        return self._get_predictions(cls_score, data_samples)

@@ -1,0 +1,221 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from mmpretrain.registry import MODELS
+from .osme import OSME
+
+
+class CPLOutput(NamedTuple):
+    """Outputs of :class:`CPLNeck`, one tensor per stage in every field.
+
+    Attributes:
+        feats (tuple[torch.Tensor]): The backbone stage maps used,
+            ``(B, C_s, H_s, W_s)``.
+        enhanced (tuple[torch.Tensor]): ``F_s * mean_p(m_p)``, the
+            navigator input of the fine parts localisation,
+            ``(B, C_s, H_s, W_s)``.
+        excitations (tuple[torch.Tensor]): The OSME channel weights ``m_p``,
+            ``(B, P, C_s)``.
+        part_vecs (tuple[torch.Tensor]): The pooled part vectors ``f_p``,
+            ``(B, P, C_s)``.
+        part_embeds (tuple[torch.Tensor]): The projected part embeddings,
+            ``(B, P, D)`` (``D = C_s`` without projection).
+    """
+
+    feats: Tuple[torch.Tensor, ...]
+    enhanced: Tuple[torch.Tensor, ...]
+    excitations: Tuple[torch.Tensor, ...]
+    part_vecs: Tuple[torch.Tensor, ...]
+    part_embeds: Tuple[torch.Tensor, ...]
+
+
+def _per_stage(value, num_stages: int, name: str) -> tuple:
+    """Expand a scalar setting to one value per stage and check length."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != num_stages:
+            raise ValueError(
+                f'CPLNeck got {len(value)} values of `{name}` '
+                f'for {num_stages} stages.'
+            )
+        return tuple(value)
+    return (value,) * num_stages
+
+
+@MODELS.register_module()
+class CPLNeck(BaseModule):
+    """Coarse parts localisation (CPL) of SCRIM, one branch per stage.
+
+    SCRIM ("Spatial-aware collaborative region mining for fine-grained
+    recognition", Multimedia Tools and Applications, 2024) places one CPL on
+    each of the last backbone stages. Each CPL is a Cross-X style OSME block
+    (Luo et al., ICCV 2019) giving ``P`` channel excitations ``m_p``; the
+    part map is ``A_p = F * m_p``, the part vector ``f_p = pool(A_p)``,
+    optionally projected to a ``D``-dimensional embedding for the MAMC
+    style metric loss (Sun et al., ECCV 2018).
+
+    Args:
+        in_channels (Sequence[int]): Channels of every stage map used.
+            Defaults to ``(1024, 2048)``.
+        num_parts (int): Number of parts ``P`` per stage. Defaults to 2.
+        reduction (int | Sequence[int]): OSME reduction ratio, one for all
+            stages or one per stage. Defaults to 16.
+        pool (str | Sequence[str]): Pooling of the part vectors, ``'avg'``
+            or ``'max'``, one for all stages or one per stage.
+            Defaults to ``'avg'``.
+        embed_dims (int, optional): Size ``D`` of the part embeddings; a
+            linear layer ``C_s -> D`` per stage, shared by its parts. None
+            keeps the part vectors as embeddings. Defaults to 512.
+        stage_names (Sequence[str]): Names of the stages, used in messages
+            and by the heads' loss keys. Defaults to ``('s3', 's4')``.
+        in_indices (Sequence[int], optional): Which items of the backbone
+            output tuple to use. None takes the last ``len(in_channels)``.
+            Defaults to None.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    POOL_MODES = ('avg', 'max')
+
+    def __init__(
+        self,
+        in_channels: Sequence[int] = (1024, 2048),
+        num_parts: int = 2,
+        reduction: Union[int, Sequence[int]] = 16,
+        pool: Union[str, Sequence[str]] = 'avg',
+        embed_dims: Optional[int] = 512,
+        stage_names: Sequence[str] = ('s3', 's4'),
+        in_indices: Optional[Sequence[int]] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(in_channels, int):
+            in_channels = (in_channels,)
+        self.in_channels = tuple(in_channels)
+        num_stages = len(self.in_channels)
+        if num_stages == 0:
+            raise ValueError('CPLNeck needs at least one stage.')
+        self.stage_names = _per_stage(
+            tuple(stage_names), num_stages, 'stage_names'
+        )
+        self.num_parts = num_parts
+        self.reductions = _per_stage(reduction, num_stages, 'reduction')
+        self.pools = _per_stage(pool, num_stages, 'pool')
+        for mode in self.pools:
+            if mode not in self.POOL_MODES:
+                raise ValueError(
+                    f'CPLNeck pool must be one of '
+                    f'{self.POOL_MODES}, got {mode!r}.'
+                )
+        if in_indices is not None:
+            in_indices = _per_stage(
+                tuple(in_indices), num_stages, 'in_indices'
+            )
+        self.in_indices = in_indices
+        self.embed_dims = embed_dims
+
+        self.osmes = nn.ModuleList(
+            OSME(c, num_parts=num_parts, reduction=r)
+            for c, r in zip(self.in_channels, self.reductions)
+        )
+        if embed_dims is None:
+            self.projs = None
+        else:
+            self.projs = nn.ModuleList(
+                nn.Linear(c, embed_dims) for c in self.in_channels
+            )
+
+    def _select(self, inputs) -> Tuple[torch.Tensor, ...]:
+        """Pick and validate the stage maps from the backbone outputs."""
+        if isinstance(inputs, torch.Tensor):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        num_stages = len(self.in_channels)
+        if self.in_indices is None:
+            if len(inputs) < num_stages:
+                raise ValueError(
+                    f'CPLNeck expects {num_stages} stage maps '
+                    f'(in_channels={self.in_channels}) but the backbone '
+                    f'gave {len(inputs)}; set the backbone out_indices to '
+                    f'{num_stages} stages, e.g. (2, 3).'
+                )
+            maps = inputs[len(inputs) - num_stages :]
+        else:
+            for idx in self.in_indices:
+                if not -len(inputs) <= idx < len(inputs):
+                    raise ValueError(
+                        f'CPLNeck in_indices={self.in_indices} but the '
+                        f'backbone gave only {len(inputs)} stage maps; '
+                        'check the backbone out_indices.'
+                    )
+            maps = tuple(inputs[idx] for idx in self.in_indices)
+        for name, x, channels in zip(self.stage_names, maps, self.in_channels):
+            if x.dim() != 4:
+                raise ValueError(
+                    f'CPLNeck stage {name!r} expects a (B, C, H, W) map but '
+                    f'got shape {tuple(x.shape)}.'
+                )
+            if x.shape[1] != channels:
+                raise ValueError(
+                    f'CPLNeck stage {name!r} expects {channels} channels but '
+                    f'got {x.shape[1]}; check in_channels against the '
+                    'backbone out_indices.'
+                )
+        return maps
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> CPLOutput:
+        """Compute the coarse parts of every stage.
+
+        Args:
+            inputs (Sequence[torch.Tensor]): The backbone stage maps,
+                ``(B, C, H, W)`` each.
+
+        Returns:
+            CPLOutput: Stage maps, enhanced maps, excitations, part vectors
+            and part embeddings, one tensor per stage in every field.
+        """
+        maps = self._select(inputs)
+        enhanced, excitations, part_vecs, part_embeds = [], [], [], []
+        for i, x in enumerate(maps):
+            squeeze = x.mean(dim=(2, 3))
+            m = self.osmes[i](squeeze)  # (B, P, C)
+            enhanced.append(x * m.mean(dim=1)[:, :, None, None])
+            # m_p is one positive scalar per channel (a sigmoid), so it
+            # commutes with pooling over H, W: GAP(F * m_p) = GAP(F) * m_p
+            # and GMP(F * m_p) = GMP(F) * m_p (max of c*x is c*max x for
+            # c > 0). Pooling F once and scaling avoids materialising the
+            # P part maps (P times the memory and bandwidth of F) and gives
+            # the same values and gradients.
+            if self.pools[i] == 'avg':
+                pooled = squeeze
+            else:
+                pooled = x.amax(dim=(2, 3))
+            vecs = pooled[:, None, :] * m
+            part_vecs.append(vecs)
+            part_embeds.append(
+                vecs if self.projs is None else self.projs[i](vecs)
+            )
+            excitations.append(m)
+        return CPLOutput(
+            feats=tuple(maps),
+            enhanced=tuple(enhanced),
+            excitations=tuple(excitations),
+            part_vecs=tuple(part_vecs),
+            part_embeds=tuple(part_embeds),
+        )
+
+    def attention_maps(self, out: CPLOutput) -> Tuple[torch.Tensor, ...]:
+        """Channel means of the part maps ``A_p = F * m_p``, to visualise.
+
+        Args:
+            out (CPLOutput): The output of :meth:`forward`.
+
+        Returns:
+            tuple[torch.Tensor]: One ``(B, P, H_s, W_s)`` map per stage.
+        """
+        return tuple(
+            torch.einsum('bchw,bpc->bphw', x, m) / x.shape[1]
+            for x, m in zip(out.feats, out.excitations)
+        )

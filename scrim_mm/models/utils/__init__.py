@@ -1,0 +1,10 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from .anchors import generate_anchors, num_anchors_per_level
+from .crops import crop_regions
+from .navigator import Navigator
+from .nms import batched_hard_nms
+
+__all__ = [
+    'generate_anchors', 'num_anchors_per_level', 'batched_hard_nms',
+    'crop_regions', 'Navigator'
+]

@@ -1,0 +1,136 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Multi-level anchor boxes for the FPL navigator."""
+import math
+from numbers import Real
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+Floats = Sequence[float]
+PerLevel = Union[Floats, Sequence[Floats]]
+
+
+def _per_level(values: PerLevel, num_levels: int,
+               name: str) -> List[List[float]]:
+    """Expand a flat list (shared by all levels) or a per-level list."""
+    values = list(values)
+    if len(values) == 0:
+        raise ValueError(f'`{name}` must not be empty.')
+    if all(isinstance(v, Real) for v in values):
+        return [[float(v) for v in values] for _ in range(num_levels)]
+    if len(values) != num_levels:
+        raise ValueError(f'`{name}` has {len(values)} entries but there are '
+                         f'{num_levels} levels.')
+    out = [[float(v) for v in level] for level in values]
+    if any(len(level) == 0 for level in out):
+        raise ValueError(f'`{name}` has an empty level.')
+    return out
+
+
+def num_anchors_per_level(scales: PerLevel, ratios: PerLevel,
+                          num_levels: int) -> List[int]:
+    """Number of anchor types (scales x ratios) at every level.
+
+    Args:
+        scales (Sequence[float] | Sequence[Sequence[float]]): Scales shared by
+            all levels, or one sequence per level.
+        ratios (Sequence[float] | Sequence[Sequence[float]]): Aspect ratios
+            (width / height) shared by all levels, or one sequence per level.
+        num_levels (int): Number of pyramid levels.
+
+    Returns:
+        List[int]: ``len(scales[l]) * len(ratios[l])`` for every level ``l``.
+    """
+    scales = _per_level(scales, num_levels, 'scales')
+    ratios = _per_level(ratios, num_levels, 'ratios')
+    return [len(s) * len(r) for s, r in zip(scales, ratios)]
+
+
+def generate_anchors(img_shape: Tuple[int, int],
+                     strides: Sequence[int],
+                     sizes: Sequence[float],
+                     scales: PerLevel,
+                     ratios: PerLevel,
+                     device: Optional[Union[torch.device, str]] = None,
+                     dtype: torch.dtype = torch.float32) -> Tensor:
+    """Generate the anchors of all pyramid levels for one input size.
+
+    Follows the anchor layout of NTS-Net (Yang et al., "Learning to Navigate
+    for Fine-grained Classification", ECCV 2018), as used by the FPL module of
+    SCRIM (Multimedia Tools and Applications, 2024), but computed for any
+    input size.
+
+    Level ``l`` has ``ceil(H / strides[l]) x ceil(W / strides[l])`` positions
+    (the output size of a chain of padding-1, stride-2 3x3 convolutions on the
+    stride ``strides[0]`` map), centred at ``strides[l] / 2 + k * strides[l]``.
+    At every position there is one anchor per (scale, ratio) pair with
+    height ``sizes[l] * scale / sqrt(ratio)`` and width
+    ``sizes[l] * scale * sqrt(ratio)``.
+
+    Order of the returned anchors (it matches :class:`Navigator`'s flattened
+    scores): level by level; inside a level row by row (``y``), then column by
+    column (``x``), then anchor type, the type index being
+    ``scale_index * len(ratios[l]) + ratio_index``.
+
+    Args:
+        img_shape (Tuple[int, int]): Network input size ``(H, W)`` in pixels.
+        strides (Sequence[int]): Stride of every level. ``strides[0]`` is the
+            stride of the feature map fed to the navigator; the input size
+            must be divisible by it.
+        sizes (Sequence[float]): Base anchor size of every level in pixels.
+        scales (Sequence[float] | Sequence[Sequence[float]]): Anchor scales,
+            shared by all levels or one sequence per level.
+        ratios (Sequence[float] | Sequence[Sequence[float]]): Aspect ratios
+            (width / height), shared by all levels or one sequence per level.
+        device (torch.device | str, optional): Device of the result.
+            Defaults to None (CPU).
+        dtype (torch.dtype): dtype of the result. Defaults to torch.float32.
+
+    Returns:
+        Tensor: Anchors of shape (A, 4), ``(x1, y1, x2, y2)`` in input pixels.
+        Boxes may extend beyond the image.
+
+    Raises:
+        ValueError: If the settings are inconsistent, or if the input is
+            smaller than ``strides[0]`` or not divisible by it.
+    """
+    num_levels = len(strides)
+    if num_levels == 0:
+        raise ValueError('`strides` must not be empty.')
+    if len(sizes) != num_levels:
+        raise ValueError(f'`sizes` has {len(sizes)} entries but `strides` '
+                         f'has {num_levels}.')
+    scales = _per_level(scales, num_levels, 'scales')
+    ratios = _per_level(ratios, num_levels, 'ratios')
+    height, width = int(img_shape[0]), int(img_shape[1])
+    base = int(strides[0])
+    if any(int(s) <= 0 for s in strides):
+        raise ValueError(f'Anchor strides must be positive, got {strides}.')
+    if height < base or width < base:
+        raise ValueError(f'Cannot build anchors: input size {height}x{width} '
+                         f'is smaller than the stride {base}.')
+    if height % base or width % base:
+        raise ValueError(f'Cannot build anchors: input size {height}x{width} '
+                         f'is not divisible by the stride {base}.')
+
+    anchors = []
+    for stride, size, lvl_scales, lvl_ratios in zip(strides, sizes, scales,
+                                                    ratios):
+        stride = int(stride)
+        # Sizes (h, w) of the anchor types, scale-major then ratio.
+        hw = torch.tensor(
+            [[size * s / math.sqrt(r), size * s * math.sqrt(r)]
+             for s in lvl_scales for r in lvl_ratios],
+            dtype=torch.float64)
+        half = torch.cat([hw.flip(1), hw.flip(1)], dim=1) / 2  # (T, 4)
+        half = half * half.new_tensor([-1, -1, 1, 1])
+        ny = math.ceil(height / stride)
+        nx = math.ceil(width / stride)
+        cy = torch.arange(ny, dtype=torch.float64) * stride + stride / 2
+        cx = torch.arange(nx, dtype=torch.float64) * stride + stride / 2
+        yy, xx = torch.meshgrid(cy, cx, indexing='ij')
+        centres = torch.stack([xx, yy, xx, yy], dim=-1)  # (ny, nx, 4)
+        boxes = centres[:, :, None, :] + half[None, None]  # (ny, nx, T, 4)
+        anchors.append(boxes.reshape(-1, 4))
+    return torch.cat(anchors).to(device=device, dtype=dtype)

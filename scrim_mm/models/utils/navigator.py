@@ -1,0 +1,100 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""The FPL navigator: informativeness score of every anchor."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+class Navigator(BaseModule):
+    """Convolutional tower scoring the anchors of a feature pyramid.
+
+    The navigator of NTS-Net (Yang et al., "Learning to Navigate for
+    Fine-grained Classification", ECCV 2018), used by the FPL module of SCRIM
+    (Multimedia Tools and Applications, 2024): a 3x3 stride-1 conv
+    (``in_channels -> feat_channels``) gives level 1, each further level is a
+    3x3 stride-2 conv with padding 1 (so a map of size ``h`` becomes
+    ``ceil(h / 2)``), all followed by ReLU; a 1x1 conv per level gives one
+    score per anchor type and location.
+
+    Scores are flattened in the order of
+    :func:`~scrim_mm.models.utils.generate_anchors`: level by level, then
+    ``y``, ``x``, then anchor type.
+
+    Args:
+        in_channels (int): Channels of the input feature map.
+        feat_channels (int): Channels of the tower. Defaults to 128.
+        num_anchors_per_level (Sequence[int]): Anchor types per location at
+            every level; its length is the number of levels. Defaults to
+            (6, 6, 9).
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None (PyTorch's default initialisation).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 feat_channels: int = 128,
+                 num_anchors_per_level: Sequence[int] = (6, 6, 9),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(num_anchors_per_level) == 0:
+            raise ValueError('`num_anchors_per_level` must not be empty.')
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.num_anchors_per_level = tuple(
+            int(n) for n in num_anchors_per_level)
+        self.convs = nn.ModuleList()
+        self.score_convs = nn.ModuleList()
+        for level, num_anchors in enumerate(self.num_anchors_per_level):
+            self.convs.append(
+                nn.Conv2d(
+                    in_channels if level == 0 else feat_channels,
+                    feat_channels,
+                    kernel_size=3,
+                    stride=1 if level == 0 else 2,
+                    padding=1))
+            self.score_convs.append(
+                nn.Conv2d(feat_channels, num_anchors, kernel_size=1))
+        self.relu = nn.ReLU(inplace=True)
+
+    @property
+    def num_levels(self) -> int:
+        """int: Number of pyramid levels."""
+        return len(self.num_anchors_per_level)
+
+    @staticmethod
+    def level_sizes(feat_size: Tuple[int, int],
+                    num_levels: int) -> List[Tuple[int, int]]:
+        """Map size of every level for an input map of size ``feat_size``.
+
+        Args:
+            feat_size (Tuple[int, int]): ``(h, w)`` of the input map.
+            num_levels (int): Number of levels.
+
+        Returns:
+            List[Tuple[int, int]]: ``(h_l, w_l)`` of every level.
+        """
+        h, w = int(feat_size[0]), int(feat_size[1])
+        sizes = [(h, w)]
+        for _ in range(num_levels - 1):
+            h, w = (h + 1) // 2, (w + 1) // 2
+            sizes.append((h, w))
+        return sizes
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Score every anchor.
+
+        Args:
+            x (Tensor): Feature map of shape (B, in_channels, h, w).
+
+        Returns:
+            Tensor: Scores of shape (B, A), ``A = sum_l h_l * w_l * n_l``.
+        """
+        scores = []
+        for conv, score_conv in zip(self.convs, self.score_convs):
+            x = self.relu(conv(x))
+            # (B, n, h, w) -> (B, h, w, n): y, x, then anchor type.
+            scores.append(score_conv(x).permute(0, 2, 3, 1).flatten(1))
+        return torch.cat(scores, dim=1)

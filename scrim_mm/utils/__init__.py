@@ -1,0 +1,9 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+from .checkpoint_check import check_checkpoint_keys
+from .config_check import check_config
+from .run_config import apply_amp, set_dataloader_defaults, set_work_dir
+
+__all__ = [
+    'check_checkpoint_keys', 'check_config', 'apply_amp',
+    'set_dataloader_defaults', 'set_work_dir'
+]

@@ -1,0 +1,121 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Test (evaluate) a checkpoint with mmengine's Runner.
+
+Usage follows mmpretrain's ``tools/test.py``::
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--out-item {metrics,pred}] [--show-dir DIR] [--amp]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Unlike a plain ``load_from``, the checkpoint must match the model: a
+checkpoint of another architecture is refused with the list of missing and
+unexpected keys instead of a silent partial load.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from scrim_mm.utils import (check_checkpoint_keys, check_config,  # noqa: E402
+                            set_dataloader_defaults, set_work_dir)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description='Test a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics file goes')
+    parser.add_argument('--out', help='dump predictions or metrics here')
+    parser.add_argument(
+        '--out-item',
+        choices=['metrics', 'pred'],
+        default='pred',
+        help='what --out holds (default: the predictions)')
+    parser.add_argument(
+        '--show-dir',
+        help='save a picture of the mined regions of every test image here')
+    parser.add_argument(
+        '--interval',
+        type=int,
+        default=1,
+        help='with --show-dir, draw every N-th test image')
+    parser.add_argument(
+        '--amp', action='store_true', help='test with mixed precision')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable pin_memory in the dataloader')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. test_dataloader.batch_size=4')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command-line options into the config."""
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.amp:
+        cfg.setdefault('test_cfg', {})
+        cfg.test_cfg.fp16 = True
+    if args.show_dir is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(
+                type='SCRIMRegionVisualizationHook',
+                out_dir=args.show_dir,
+                interval=args.interval)
+        ]
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    set_dataloader_defaults(
+        cfg,
+        'test_dataloader',
+        pin_memory=not args.no_pin_memory,
+        persistent_workers=False)
+    return cfg
+
+
+def main(argv=None) -> dict:
+    """Entry point; returns the metrics."""
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    check_config(cfg, args.config, train=False)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    check_checkpoint_keys(runner.model, args.checkpoint)
+    if args.out and args.out_item == 'pred':
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.out and args.out_item == 'metrics':
+        import mmengine
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
