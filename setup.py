@@ -8,6 +8,7 @@ mmcv comes through an extra so that a full mmcv that a user already has
 * ``pip install -e .[lite]`` adds ``mmcv-lite`` (enough for classification);
 * ``pip install -e .[tests]`` adds the test and lint tools.
 """
+
 import os.path as osp
 
 from setuptools import find_packages, setup

@@ -4,6 +4,7 @@
 Importing this package registers every module of the plugin (models, data
 samplers, checkpoint loader) into mmpretrain's and mmengine's registries.
 """
+
 from . import datasets, engine, models  # noqa: F401
 from .version import __version__, version_info
 

@@ -11,6 +11,7 @@ Unlike a plain ``load_from``, the checkpoint must match the model: a
 checkpoint of another architecture is refused with the list of missing and
 unexpected keys instead of a silent partial load.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -25,8 +26,12 @@ from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from scrim_mm.utils import (check_checkpoint_keys, check_config,  # noqa: E402
-                            set_dataloader_defaults, set_work_dir)
+from scrim_mm.utils import (  # noqa: E402
+    check_checkpoint_keys,
+    check_config,
+    set_dataloader_defaults,
+    set_work_dir,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,31 +45,38 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out-item',
         choices=['metrics', 'pred'],
         default='pred',
-        help='what --out holds (default: the predictions)')
+        help='what --out holds (default: the predictions)',
+    )
     parser.add_argument(
         '--show-dir',
-        help='save a picture of the mined regions of every test image here')
+        help='save a picture of the mined regions of every test image here',
+    )
     parser.add_argument(
         '--interval',
         type=int,
         default=1,
-        help='with --show-dir, draw every N-th test image')
+        help='with --show-dir, draw every N-th test image',
+    )
     parser.add_argument(
-        '--amp', action='store_true', help='test with mixed precision')
+        '--amp', action='store_true', help='test with mixed precision'
+    )
     parser.add_argument(
         '--no-pin-memory',
         action='store_true',
-        help='disable pin_memory in the dataloader')
+        help='disable pin_memory in the dataloader',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override config keys, e.g. test_dataloader.batch_size=4')
+        help='override config keys, e.g. test_dataloader.batch_size=4',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -85,7 +97,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             dict(
                 type='SCRIMRegionVisualizationHook',
                 out_dir=args.show_dir,
-                interval=args.interval)
+                interval=args.interval,
+            )
         ]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -93,7 +106,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg,
         'test_dataloader',
         pin_memory=not args.no_pin_memory,
-        persistent_workers=False)
+        persistent_workers=False,
+    )
     return cfg
 
 
@@ -109,10 +123,12 @@ def main(argv=None) -> dict:
     check_checkpoint_keys(runner.model, args.checkpoint)
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+            DumpResults(out_file_path=args.out)
+        )
     metrics = runner.test()
     if args.out and args.out_item == 'metrics':
         import mmengine
+
         mmengine.dump(metrics, args.out)
     return metrics
 

@@ -11,6 +11,7 @@ Works from a clone without installing the package (the repository root is
 put on ``sys.path`` so that ``custom_imports=['scrim_mm']`` resolves) and with
 the package installed.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -24,8 +25,12 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from scrim_mm.utils import (apply_amp, check_config,  # noqa: E402
-                            set_dataloader_defaults, set_work_dir)
+from scrim_mm.utils import (  # noqa: E402
+    apply_amp,
+    check_config,
+    set_dataloader_defaults,
+    set_work_dir,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,40 +44,48 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from this checkpoint; without a path, from the latest '
-        'checkpoint in the work directory')
+        'checkpoint in the work directory',
+    )
     parser.add_argument(
         '--amp',
         action='store_true',
         help='automatic mixed precision: fp16 with dynamic loss scaling on '
-        'CUDA, bf16 autocast on CPU')
+        'CUDA, bf16 autocast on CPU',
+    )
     parser.add_argument(
         '--no-validate',
         action='store_true',
-        help='do not evaluate checkpoints during training')
+        help='do not evaluate checkpoints during training',
+    )
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the actual total batch size over '
-        'auto_scale_lr.base_batch_size of the config')
+        'auto_scale_lr.base_batch_size of the config',
+    )
     parser.add_argument(
         '--no-pin-memory',
         action='store_true',
-        help='disable pin_memory in the dataloaders')
+        help='disable pin_memory in the dataloaders',
+    )
     parser.add_argument(
         '--no-persistent-workers',
         action='store_true',
-        help='disable persistent_workers in the dataloaders')
+        help='disable persistent_workers in the dataloaders',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config keys, e.g. train_cfg.max_epochs=2 or '
-        'key="[a,b]" for lists (no white space)')
+        'key="[a,b]" for lists (no white space)',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
     # torchrun passes --local-rank (torch >= 2.0) or sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -100,7 +113,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if 'auto_scale_lr' not in cfg:
             raise KeyError(
                 f'--auto-scale-lr needs `auto_scale_lr = dict('
-                f'base_batch_size=...)` in {args.config}, which has none.')
+                f'base_batch_size=...)` in {args.config}, which has none.'
+            )
         cfg.auto_scale_lr.enable = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -109,7 +123,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             cfg,
             field,
             pin_memory=not args.no_pin_memory,
-            persistent_workers=not args.no_persistent_workers)
+            persistent_workers=not args.no_persistent_workers,
+        )
     return cfg
 
 

@@ -1,10 +1,14 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from .checkpoint_loader import (MMENGINE_CHECKPOINT_GLOBALS,
-                                mmengine_checkpoint_globals,
-                                register_checkpoint_loaders)
+from .checkpoint_loader import (
+    MMENGINE_CHECKPOINT_GLOBALS,
+    mmengine_checkpoint_globals,
+    register_checkpoint_loaders,
+)
 from .optim_wrappers import SCRIMCPUAmpOptimWrapper
 
 __all__ = [
-    'MMENGINE_CHECKPOINT_GLOBALS', 'mmengine_checkpoint_globals',
-    'register_checkpoint_loaders', 'SCRIMCPUAmpOptimWrapper'
+    'MMENGINE_CHECKPOINT_GLOBALS',
+    'mmengine_checkpoint_globals',
+    'register_checkpoint_loaders',
+    'SCRIMCPUAmpOptimWrapper',
 ]

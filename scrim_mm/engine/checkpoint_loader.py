@@ -28,6 +28,7 @@ list, so attribute access cannot be turned into code execution.
 A checkpoint from an untrusted source should still be treated as untrusted
 input: prefer ``.safetensors`` or a plain state dict for weights you share.
 """
+
 import contextlib
 import functools
 from typing import Callable, Iterator, List
@@ -38,8 +39,9 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
-    'MMENGINE_CHECKPOINT_GLOBALS', 'mmengine_checkpoint_globals',
-    'register_checkpoint_loaders'
+    'MMENGINE_CHECKPOINT_GLOBALS',
+    'mmengine_checkpoint_globals',
+    'register_checkpoint_loaders',
 ]
 
 
@@ -57,15 +59,18 @@ def _numpy_globals() -> List[Callable]:
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
         found += [
-            getattr(dtypes, name) for name in dir(dtypes)
+            getattr(dtypes, name)
+            for name in dir(dtypes)
             if name.endswith('DType')
         ]
     return found
 
 
 #: The globals that a checkpoint written by mmengine's Runner contains.
-MMENGINE_CHECKPOINT_GLOBALS: List[Callable] = [HistoryBuffer, getattr
-                                               ] + _numpy_globals()
+MMENGINE_CHECKPOINT_GLOBALS: List[Callable] = [
+    HistoryBuffer,
+    getattr,
+] + _numpy_globals()
 
 
 @contextlib.contextmanager
@@ -106,7 +111,8 @@ def register_checkpoint_loaders() -> None:
         loader = CheckpointLoader._schemes.get(prefix)
         if loader is not None:
             CheckpointLoader.register_scheme(
-                prefix, loader=_wrap(loader), force=True)
+                prefix, loader=_wrap(loader), force=True
+            )
 
 
 register_checkpoint_loaders()

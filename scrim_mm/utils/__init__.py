@@ -4,6 +4,9 @@ from .config_check import check_config
 from .run_config import apply_amp, set_dataloader_defaults, set_work_dir
 
 __all__ = [
-    'check_checkpoint_keys', 'check_config', 'apply_amp',
-    'set_dataloader_defaults', 'set_work_dir'
+    'check_checkpoint_keys',
+    'check_config',
+    'apply_amp',
+    'set_dataloader_defaults',
+    'set_work_dir',
 ]

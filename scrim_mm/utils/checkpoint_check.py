@@ -13,10 +13,11 @@ def _preview(keys: List[str], limit: int = 10) -> str:
     return f'{len(keys)}: [{shown}{more}]'
 
 
-def check_checkpoint_keys(model: nn.Module,
-                          checkpoint: str,
-                          ignore_prefixes: Iterable[str] = (
-                              'data_preprocessor.', )) -> None:
+def check_checkpoint_keys(
+    model: nn.Module,
+    checkpoint: str,
+    ignore_prefixes: Iterable[str] = ('data_preprocessor.',),
+) -> None:
     """Refuse a checkpoint whose parameters do not match the model.
 
     mmengine's ``load_from`` loads with ``strict=False`` and only logs the
@@ -38,7 +39,8 @@ def check_checkpoint_keys(model: nn.Module,
     if not isinstance(state, dict):
         raise ValueError(
             f'{checkpoint} holds no state dict (got {type(ckpt).__name__}); '
-            'expected a checkpoint saved by mmengine or a state dict.')
+            'expected a checkpoint saved by mmengine or a state dict.'
+        )
     ignore = tuple(ignore_prefixes)
     ckpt_keys = {k for k in state if not k.startswith(ignore)}
     model_keys = {k for k in model.state_dict() if not k.startswith(ignore)}
@@ -49,4 +51,5 @@ def check_checkpoint_keys(model: nn.Module,
             f'Checkpoint {checkpoint} does not match the model '
             f'{type(model).__name__} of the config: missing keys '
             f'{_preview(missing)}; unexpected keys {_preview(unexpected)}. '
-            'Was it trained with another config or architecture?')
+            'Was it trained with another config or architecture?'
+        )

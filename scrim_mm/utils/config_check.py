@@ -5,6 +5,7 @@ They turn the errors that would otherwise surface minutes later, deep in a
 dataloader worker or a shape mismatch, into one clear message that names the
 config key, the file or the number at fault.
 """
+
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -52,8 +53,10 @@ def _required_files(kind: str, root: str, split: str) -> List[str]:
     """Files (relative to ``root``) that ``kind`` reads for ``split``."""
     if kind == 'CUB':
         return [
-            'images.txt', 'image_class_labels.txt', 'train_test_split.txt',
-            'images'
+            'images.txt',
+            'image_class_labels.txt',
+            'train_test_split.txt',
+            'images',
         ]
     if kind == 'StanfordCars':
         if osp.exists(osp.join(root, 'cars_annos.mat')):
@@ -61,13 +64,13 @@ def _required_files(kind: str, root: str, split: str) -> List[str]:
         if split == 'test':
             return [
                 osp.join('devkit', 'cars_test_annos_withlabels.mat'),
-                'cars_test'
+                'cars_test',
             ]
         return [osp.join('devkit', 'cars_train_annos.mat'), 'cars_train']
     if kind == 'FGVCAircraft':
         return [
             osp.join('data', f'images_variant_{split}.txt'),
-            osp.join('data', 'images')
+            osp.join('data', 'images'),
         ]
     return []
 
@@ -96,18 +99,22 @@ def check_dataset_layout(dataset_cfg: dict, key: str = 'dataset') -> None:
     root = dataset_cfg.get('data_root')
     default_split = 'trainval' if kind == 'FGVCAircraft' else 'train'
     split = dataset_cfg.get('split', default_split)
-    hint = (f'Expected layout of {kind}:\n{DATASET_LAYOUTS[kind]}\n'
-            f'Point the config elsewhere with --cfg-options '
-            f'{key}.data_root=PATH (see README, "Datasets").')
+    hint = (
+        f'Expected layout of {kind}:\n{DATASET_LAYOUTS[kind]}\n'
+        f'Point the config elsewhere with --cfg-options '
+        f'{key}.data_root=PATH (see README, "Datasets").'
+    )
     if not root or not osp.isdir(root):
         raise FileNotFoundError(
             f'{key}.data_root={root!r}: the {kind} dataset folder does not '
-            f'exist.\n{hint}')
+            f'exist.\n{hint}'
+        )
     for rel in _required_files(kind, root, split):
         if not osp.exists(osp.join(root, rel)):
             raise FileNotFoundError(
                 f'{key}.data_root={root!r} is incomplete: '
-                f'{osp.join(root, rel)} is missing.\n{hint}')
+                f'{osp.join(root, rel)} is missing.\n{hint}'
+            )
 
 
 def _dataset_num_classes(dataset_cfg: dict) -> Optional[int]:
@@ -135,10 +142,12 @@ def _unwrap(dataset_cfg: dict) -> dict:
     return dataset_cfg
 
 
-def check_config(cfg: Config,
-                 config_path: str = '<config>',
-                 train: bool = True,
-                 loaders: Optional[Sequence[str]] = None) -> None:
+def check_config(
+    cfg: Config,
+    config_path: str = '<config>',
+    train: bool = True,
+    loaders: Optional[Sequence[str]] = None,
+) -> None:
     """Run every start-up check on a config.
 
     Args:
@@ -154,8 +163,11 @@ def check_config(cfg: Config,
         ValueError: The head's ``num_classes`` differs from the dataset's.
     """
     if loaders is None:
-        loaders = (('train_dataloader', 'val_dataloader')
-                   if train else ('test_dataloader', ))
+        loaders = (
+            ('train_dataloader', 'val_dataloader')
+            if train
+            else ('test_dataloader',)
+        )
     heads = _head_num_classes(cfg.get('model') or {})
     for loader in loaders:
         loader_cfg = cfg.get(loader)
@@ -172,4 +184,5 @@ def check_config(cfg: Config,
                     f'{config_path}: {key}={n_head} but the dataset of '
                     f'{loader} ({dataset_cfg.get("type")}) has {n_data} '
                     f'classes; set {key}={n_data} (or the dataset\'s '
-                    'metainfo.classes) so that they agree.')
+                    'metainfo.classes) so that they agree.'
+                )

@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+
 import os.path as osp
 from typing import Optional
 
@@ -9,8 +10,9 @@ from mmengine.config import Config
 __all__ = ['set_work_dir', 'apply_amp', 'set_dataloader_defaults']
 
 
-def set_work_dir(cfg: Config, config_path: str,
-                 work_dir: Optional[str]) -> None:
+def set_work_dir(
+    cfg: Config, config_path: str, work_dir: Optional[str]
+) -> None:
     """Choose the work directory: command line, then config, then name.
 
     Args:
@@ -40,12 +42,15 @@ def apply_amp(cfg: Config, cuda: Optional[bool] = None) -> None:
     if cuda is None:
         cuda = torch.cuda.is_available()
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
-                                                  'AmpOptimWrapper',
-                                                  'SCRIMCPUAmpOptimWrapper'):
+    if wrapper.get('type', 'OptimWrapper') not in (
+        'OptimWrapper',
+        'AmpOptimWrapper',
+        'SCRIMCPUAmpOptimWrapper',
+    ):
         raise ValueError(
             f'--amp: optim_wrapper.type={wrapper.type!r} is not a plain '
-            'OptimWrapper; set mixed precision in the config instead.')
+            'OptimWrapper; set mixed precision in the config instead.'
+        )
     if cuda:
         wrapper.type = 'AmpOptimWrapper'
         wrapper.setdefault('loss_scale', 'dynamic')
@@ -55,10 +60,12 @@ def apply_amp(cfg: Config, cuda: Optional[bool] = None) -> None:
         wrapper.setdefault('dtype', 'bfloat16')
 
 
-def set_dataloader_defaults(cfg: Config,
-                            field: str,
-                            pin_memory: bool = True,
-                            persistent_workers: bool = True) -> None:
+def set_dataloader_defaults(
+    cfg: Config,
+    field: str,
+    pin_memory: bool = True,
+    persistent_workers: bool = True,
+) -> None:
     """Fill in the dataloader options that mmpretrain's tools set.
 
     ``persistent_workers`` is only valid with worker processes, so it is

@@ -24,21 +24,24 @@ class SCRIMCPUAmpOptimWrapper(OptimWrapper):
         **kwargs: Passed to :class:`mmengine.optim.OptimWrapper`.
     """
 
-    def __init__(self,
-                 dtype: Union[str, torch.dtype] = 'bfloat16',
-                 **kwargs) -> None:
+    def __init__(
+        self, dtype: Union[str, torch.dtype] = 'bfloat16', **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(dtype, str):
             if not isinstance(getattr(torch, dtype, None), torch.dtype):
                 raise ValueError(
                     f'SCRIMCPUAmpOptimWrapper: dtype={dtype!r} is not a '
-                    "torch dtype; expected 'bfloat16' or 'float16'.")
+                    "torch dtype; expected 'bfloat16' or 'float16'."
+                )
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         """Gradient-accumulation context plus CPU autocast."""
-        with super().optim_context(model), torch.autocast(
-                device_type='cpu', dtype=self.cast_dtype):
+        with (
+            super().optim_context(model),
+            torch.autocast(device_type='cpu', dtype=self.cast_dtype),
+        ):
             yield

@@ -38,15 +38,17 @@ class SCRIMClassifier(ImageClassifier):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 neck: dict,
-                 head: dict,
-                 fpl_head: Optional[dict] = None,
-                 pretrained: Optional[str] = None,
-                 train_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        backbone: dict,
+        neck: dict,
+        head: dict,
+        fpl_head: Optional[dict] = None,
+        pretrained: Optional[str] = None,
+        train_cfg: Optional[dict] = None,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -54,7 +56,8 @@ class SCRIMClassifier(ImageClassifier):
             pretrained=pretrained,
             train_cfg=train_cfg,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+        )
         if fpl_head is not None and not isinstance(fpl_head, nn.Module):
             fpl_head = MODELS.build(fpl_head)
         self.fpl_head = fpl_head
@@ -69,15 +72,17 @@ class SCRIMClassifier(ImageClassifier):
         """Check that the fusion head expects what the FPL head gives."""
         expected = 0
         if self.with_fpl:
-            expected = (len(self.fpl_head.stage_names) *
-                        self.fpl_head.num_test_parts)
+            expected = (
+                len(self.fpl_head.stage_names) * self.fpl_head.num_test_parts
+            )
         got = getattr(self.head, 'num_fpl_parts', 0)
         if got != expected:
             raise ValueError(
                 f'SCRIMClassifier: head.num_fpl_parts={got} but the FPL '
                 f'head gives {expected} part features for fusion '
                 '(number of FPL stages x fpl_head.num_test_parts); '
-                'set them to agree.')
+                'set them to agree.'
+            )
 
     # ------------------------------------------------------------------
     # shared pieces
@@ -89,8 +94,9 @@ class SCRIMClassifier(ImageClassifier):
             return torch.stack([s.gt_score for s in data_samples]).argmax(1)
         return torch.cat([s.gt_label for s in data_samples])
 
-    def _encode_parts(self, inputs: torch.Tensor,
-                      boxes: torch.Tensor) -> torch.Tensor:
+    def _encode_parts(
+        self, inputs: torch.Tensor, boxes: torch.Tensor
+    ) -> torch.Tensor:
         """Re-encode every selected region of every stage in one call.
 
         Args:
@@ -108,8 +114,12 @@ class SCRIMClassifier(ImageClassifier):
 
     def _forward_fpl(
         self, inputs: torch.Tensor, cpl_out
-    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor],
-               Optional[torch.Tensor], Optional[torch.Tensor]]:
+    ) -> Tuple[
+        Optional[torch.Tensor],
+        Optional[torch.Tensor],
+        Optional[torch.Tensor],
+        Optional[torch.Tensor],
+    ]:
         """Select, crop and re-encode regions.
 
         Returns:
@@ -143,7 +153,8 @@ class SCRIMClassifier(ImageClassifier):
         if stage not in ('backbone', 'neck', 'pre_logits'):
             raise ValueError(
                 f'Invalid stage {stage!r}: expected "backbone", "neck" or '
-                '"pre_logits".')
+                '"pre_logits".'
+            )
         feats = self.backbone(inputs)
         if stage == 'backbone':
             return feats
@@ -153,10 +164,12 @@ class SCRIMClassifier(ImageClassifier):
         fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
         return self.head.pre_logits(cpl_out, fpl_feats=fusion_feats)
 
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        mode: str = 'tensor',
+    ):
         """The unified entry: ``'tensor'``, ``'loss'`` or ``'predict'``.
 
         Args:
@@ -180,8 +193,9 @@ class SCRIMClassifier(ImageClassifier):
             return self.predict(inputs, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}".')
 
-    def loss(self, inputs: torch.Tensor,
-             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+    def loss(
+        self, inputs: torch.Tensor, data_samples: List[DataSample]
+    ) -> Dict[str, torch.Tensor]:
         """Compute every loss term of SCRIM.
 
         Args:
@@ -196,18 +210,23 @@ class SCRIMClassifier(ImageClassifier):
         """
         cpl_out = self.neck(self.backbone(inputs))
         _, scores, part_feats, fusion_feats = self._forward_fpl(
-            inputs, cpl_out)
+            inputs, cpl_out
+        )
         losses = self.head.loss(cpl_out, data_samples, fpl_feats=fusion_feats)
         if self.with_fpl:
             losses.update(
-                self.fpl_head.loss(part_feats, scores,
-                                   self._labels(data_samples)))
+                self.fpl_head.loss(
+                    part_feats, scores, self._labels(data_samples)
+                )
+            )
         return losses
 
-    def predict(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                **kwargs) -> List[DataSample]:
+    def predict(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        **kwargs,
+    ) -> List[DataSample]:
         """Predict classes and the mined regions.
 
         Besides ``pred_score`` / ``pred_label``, every sample gets
@@ -226,18 +245,24 @@ class SCRIMClassifier(ImageClassifier):
         cpl_out = self.neck(self.backbone(inputs))
         boxes, scores, _, fusion_feats = self._forward_fpl(inputs, cpl_out)
         samples = self.head.predict(
-            cpl_out, data_samples, fpl_feats=fusion_feats)
+            cpl_out, data_samples, fpl_feats=fusion_feats
+        )
         if self.with_fpl:
             b, s, n = scores.shape
-            stages = torch.arange(
-                s, device=scores.device).view(1, s, 1).expand(b, s, n)
+            stages = (
+                torch.arange(s, device=scores.device)
+                .view(1, s, 1)
+                .expand(b, s, n)
+            )
             boxes = boxes.flatten(1, 2).detach()
             box_scores = scores.flatten(1, 2).detach().float()
             stages = stages.flatten(1, 2)
             for i, sample in enumerate(samples):
                 sample.set_field(boxes[i], 'pred_boxes', dtype=torch.Tensor)
                 sample.set_field(
-                    box_scores[i], 'pred_box_scores', dtype=torch.Tensor)
+                    box_scores[i], 'pred_box_scores', dtype=torch.Tensor
+                )
                 sample.set_field(
-                    stages[i], 'pred_box_stages', dtype=torch.Tensor)
+                    stages[i], 'pred_box_stages', dtype=torch.Tensor
+                )
         return samples

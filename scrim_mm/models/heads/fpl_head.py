@@ -1,5 +1,401 @@
-# PLACEHOLDER: replaced by the real module.
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""FPL: fine parts localization (dual navigator / teacher head)."""
+
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from ..utils import (
+    Navigator,
+    batched_hard_nms,
+    crop_regions,
+    generate_anchors,
+    num_anchors_per_level,
+)
+
+_SCALES_2 = (2 ** (1 / 3), 2 ** (2 / 3))
+_SCALES_3 = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
+_RATIOS = (0.667, 1.0, 1.5)
 
 
-class FPLHead:
-    pass
+def default_anchor_cfg(stage_stride: int) -> dict:
+    """NTS-Net's anchor setting, scaled to a stage of stride ``s``.
+
+    Level strides ``s * (1, 2, 4)``, base sizes ``1.5 * s * (1, 2, 4)``,
+    scales ``{2^(1/3), 2^(2/3)}`` on the first two levels and
+    ``{1, 2^(1/3), 2^(2/3)}`` on the last, ratios ``{0.667, 1, 1.5}``. For
+    ``s = 32`` this is NTS-Net's setting (1614 anchors at 448x448).
+
+    Args:
+        stage_stride (int): Stride ``s`` of the stage map.
+
+    Returns:
+        dict: Keys ``strides``, ``sizes``, ``scales``, ``ratios``.
+    """
+    s = int(stage_stride)
+    return dict(
+        strides=(s, 2 * s, 4 * s),
+        sizes=(1.5 * s, 3.0 * s, 6.0 * s),
+        scales=(_SCALES_2, _SCALES_2, _SCALES_3),
+        ratios=_RATIOS,
+    )
+
+
+@MODELS.register_module()
+class FPLHead(BaseModule):
+    """Fine Parts Localization head: navigator, selection, crops, teacher.
+
+    The FPL module of SCRIM ("Spatial-aware collaborative region mining for
+    fine-grained recognition", Multimedia Tools and Applications, 2024),
+    built after the navigator-teacher scheme of NTS-Net (Yang et al.,
+    "Learning to Navigate for Fine-grained Classification", ECCV 2018). One
+    FPL per stage ("dual FPLs"): each has its own :class:`Navigator` scoring
+    multi-level anchors on the CPL-enhanced stage map; greedy hard NMS keeps
+    ``M`` regions in training and ``K`` at inference; the regions are cut
+    from the input (the classifier re-encodes them with the shared
+    backbone); a teacher linear layer, shared by all crops and stages,
+    classifies the part features, and a ranking loss teaches each navigator
+    to order its scores like the teacher's per-crop losses.
+
+    Gradient flow: the navigator input is detached and the crops are
+    detached, so each navigator learns only from its ranking loss; the
+    ranking loss sees the teacher losses detached, so the teacher learns only
+    from its cross-entropy.
+
+    Args:
+        num_classes (int): Number of classes of the teacher.
+        in_channels (Sequence[int]): Channels of the enhanced map of every
+            stage (navigator inputs). Defaults to (1024, 2048).
+        feat_channels (int): Channels of a part feature (the pooled last
+            backbone stage of a crop). Defaults to 2048.
+        stage_strides (Sequence[int]): Stride of every stage map w.r.t. the
+            input. Defaults to (16, 32).
+        anchor_cfgs (Sequence[dict], optional): Per stage, a dict with any of
+            ``strides``, ``sizes``, ``scales``, ``ratios`` (see
+            :func:`~scrim_mm.models.utils.generate_anchors`); missing keys
+            take :func:`default_anchor_cfg` of the stage stride. ``strides``
+            must be ``stage_stride * (1, 2, 4, ...)`` (the navigator's
+            pyramid). Defaults to None (all defaults).
+        navigator_channels (int): Channels of the navigator tower.
+            Defaults to 128.
+        num_train_parts (int): Regions per stage and image in training
+            (``M``). Defaults to 6.
+        num_test_parts (int): Regions per stage and image at inference
+            (``K <= M``). Defaults to 4.
+        nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
+        crop_size (int | Sequence[int]): Size ``(h, w)`` of the crops.
+            Defaults to 224.
+        teacher_loss (dict, optional): Config of the teacher's per-crop
+            classification loss. Defaults to None, meaning
+            ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        rank_loss (dict, optional): Config of the ranking loss. Defaults to
+            None, meaning ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
+        stage_names (Sequence[str]): Stage names used in loss keys.
+            Defaults to ('s3', 's4').
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: Sequence[int] = (1024, 2048),
+        feat_channels: int = 2048,
+        stage_strides: Sequence[int] = (16, 32),
+        anchor_cfgs: Optional[Sequence[dict]] = None,
+        navigator_channels: int = 128,
+        num_train_parts: int = 6,
+        num_test_parts: int = 4,
+        nms_iou: float = 0.25,
+        crop_size: Union[int, Sequence[int]] = 224,
+        teacher_loss: Optional[dict] = None,
+        rank_loss: Optional[dict] = None,
+        stage_names: Sequence[str] = ('s3', 's4'),
+        init_cfg: Optional[Union[dict, List[dict]]] = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_classes <= 0:
+            raise ValueError(
+                f'`num_classes` must be positive, got {num_classes}.'
+            )
+        num_stages = len(in_channels)
+        if not (num_stages == len(stage_strides) == len(stage_names)):
+            raise ValueError(
+                f'`in_channels` ({len(in_channels)}), `stage_strides` '
+                f'({len(stage_strides)}) and `stage_names` '
+                f'({len(stage_names)}) must have the same length.'
+            )
+        if num_stages == 0 or len(set(stage_names)) != num_stages:
+            raise ValueError(
+                f'`stage_names` must be non-empty and unique, '
+                f'got {tuple(stage_names)}.'
+            )
+        if num_test_parts < 1 or num_train_parts < 1:
+            raise ValueError(
+                f'`num_train_parts` (M={num_train_parts}) and '
+                f'`num_test_parts` (K={num_test_parts}) must be positive.'
+            )
+        if num_test_parts > num_train_parts:
+            raise ValueError(
+                f'`num_test_parts` (K={num_test_parts}) must not exceed '
+                f'`num_train_parts` (M={num_train_parts}).'
+            )
+        if isinstance(crop_size, int):
+            crop_size = (crop_size, crop_size)
+        crop_size = tuple(int(c) for c in crop_size)
+        if len(crop_size) != 2 or min(crop_size) <= 0:
+            raise ValueError(
+                f'`crop_size` must be a positive int or (h, w), '
+                f'got {crop_size}.'
+            )
+        if anchor_cfgs is None:
+            anchor_cfgs = [dict() for _ in range(num_stages)]
+        if len(anchor_cfgs) != num_stages:
+            raise ValueError(
+                f'`anchor_cfgs` has {len(anchor_cfgs)} entries '
+                f'for {num_stages} stages.'
+            )
+
+        self.num_classes = num_classes
+        self.in_channels = tuple(int(c) for c in in_channels)
+        self.feat_channels = feat_channels
+        self.stage_strides = tuple(int(s) for s in stage_strides)
+        self.stage_names = tuple(stage_names)
+        self.num_train_parts = num_train_parts
+        self.num_test_parts = num_test_parts
+        self.nms_iou = nms_iou
+        self.crop_size = crop_size
+
+        self.anchor_cfgs = []
+        self.navigators = nn.ModuleList()
+        for name, stride, channels, cfg in zip(
+            self.stage_names, self.stage_strides, self.in_channels, anchor_cfgs
+        ):
+            unknown = set(cfg) - {'strides', 'sizes', 'scales', 'ratios'}
+            if unknown:
+                raise ValueError(
+                    f'Stage {name}: unknown anchor_cfgs keys '
+                    f'{sorted(unknown)}.'
+                )
+            cfg = {**default_anchor_cfg(stride), **cfg}
+            num_levels = len(cfg['strides'])
+            expected = tuple(stride * 2**i for i in range(num_levels))
+            if tuple(int(s) for s in cfg['strides']) != expected:
+                raise ValueError(
+                    f'Stage {name}: anchor strides {tuple(cfg["strides"])} '
+                    f'must be {expected} (stage stride {stride}, doubled at '
+                    f'every navigator level).'
+                )
+            self.anchor_cfgs.append(cfg)
+            self.navigators.append(
+                Navigator(
+                    channels,
+                    navigator_channels,
+                    num_anchors_per_level(
+                        cfg['scales'], cfg['ratios'], num_levels
+                    ),
+                )
+            )
+        # The teacher ("partcls" of NTS-Net), shared by crops and stages.
+        self.teacher_fc = nn.Linear(feat_channels, num_classes)
+        self.loss_teacher = self._build_loss(
+            teacher_loss, dict(type='CrossEntropyLoss', loss_weight=1.0)
+        )
+        self.loss_rank = self._build_loss(
+            rank_loss, dict(type='RegionRankingLoss', loss_weight=1.0)
+        )
+        # (stage, H, W, device, dtype) -> anchors; not part of the state.
+        self._anchor_cache: Dict[tuple, Tensor] = {}
+
+    @staticmethod
+    def _build_loss(
+        cfg: Optional[Union[dict, nn.Module]], default: dict
+    ) -> nn.Module:
+        if cfg is None:
+            cfg = default
+        if isinstance(cfg, nn.Module):
+            return cfg
+        return MODELS.build(cfg)
+
+    @property
+    def num_stages(self) -> int:
+        """int: Number of FPL stages ``S``."""
+        return len(self.stage_names)
+
+    @property
+    def num_parts(self) -> int:
+        """int: Regions per stage and image in the current mode (M or K)."""
+        return self.num_train_parts if self.training else self.num_test_parts
+
+    def get_anchors(
+        self, stage: int, img_shape: Tuple[int, int], device: torch.device
+    ) -> Tensor:
+        """Anchors of one stage for an input size, cached.
+
+        Args:
+            stage (int): Stage index.
+            img_shape (Tuple[int, int]): Input size ``(H, W)``.
+            device (torch.device): Device of the anchors.
+
+        Returns:
+            Tensor: Float32 anchors (A, 4), ``(x1, y1, x2, y2)``.
+        """
+        img_shape = (int(img_shape[0]), int(img_shape[1]))
+        key = (stage, img_shape, device, torch.float32)
+        anchors = self._anchor_cache.get(key)
+        if anchors is None:
+            cfg = self.anchor_cfgs[stage]
+            try:
+                anchors = generate_anchors(
+                    img_shape,
+                    cfg['strides'],
+                    cfg['sizes'],
+                    cfg['scales'],
+                    cfg['ratios'],
+                    device,
+                    torch.float32,
+                )
+            except ValueError as e:
+                raise ValueError(
+                    f'Stage {self.stage_names[stage]}: {e}'
+                ) from e
+            self._anchor_cache[key] = anchors
+        return anchors
+
+    def forward(
+        self, enhanced: Sequence[Tensor], img_shape: Tuple[int, int]
+    ) -> Tuple[Tensor, Tensor]:
+        """Score the anchors of every stage and select regions by NMS.
+
+        Args:
+            enhanced (Sequence[Tensor]): Per stage, the CPL-enhanced map
+                (B, in_channels[s], H / stride_s, W / stride_s). Detached
+                here.
+            img_shape (Tuple[int, int]): Network input size ``(H, W)``.
+
+        Returns:
+            Tuple[Tensor, Tensor]: Boxes (B, S, N, 4), float32
+            ``(x1, y1, x2, y2)`` in input pixels (no gradient), and their
+            navigator scores (B, S, N), float32 with gradient to the
+            navigators. ``N`` is ``num_train_parts`` in training mode and
+            ``num_test_parts`` otherwise; regions are in pick order.
+        """
+        if len(enhanced) != self.num_stages:
+            raise ValueError(
+                f'Expected {self.num_stages} enhanced maps '
+                f'{self.stage_names}, got {len(enhanced)}.'
+            )
+        height, width = int(img_shape[0]), int(img_shape[1])
+        num_parts = self.num_parts
+        boxes, scores = [], []
+        for i, feat in enumerate(enhanced):
+            name, stride = self.stage_names[i], self.stage_strides[i]
+            if feat.dim() != 4 or feat.shape[1] != self.in_channels[i]:
+                raise ValueError(
+                    f'Stage {name}: the enhanced map has shape '
+                    f'{tuple(feat.shape)}, i.e. {feat.shape[1]} channels, '
+                    f'but in_channels[{i}] is {self.in_channels[i]}.'
+                )
+            anchors = self.get_anchors(i, (height, width), feat.device)
+            expected = (height // stride, width // stride)
+            if tuple(feat.shape[-2:]) != expected:
+                raise ValueError(
+                    f'Stage {name}: the enhanced map is '
+                    f'{feat.shape[-2]}x{feat.shape[-1]} but input '
+                    f'{height}x{width} at stride {stride} needs '
+                    f'{expected[0]}x{expected[1]}.'
+                )
+            all_scores = self.navigators[i](feat.detach())
+            if all_scores.shape[1] != anchors.shape[0]:
+                raise RuntimeError(
+                    f'Stage {name}: {all_scores.shape[1]} navigator scores '
+                    f'for {anchors.shape[0]} anchors.'
+                )
+            keep = batched_hard_nms(
+                anchors, all_scores, self.nms_iou, num_parts
+            )
+            boxes.append(anchors[keep])
+            scores.append(all_scores.gather(1, keep).float())
+        return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
+
+    def crop(self, inputs: Tensor, boxes: Tensor) -> Tensor:
+        """Cut the selected regions of all stages out of the inputs.
+
+        Args:
+            inputs (Tensor): Normalised network inputs (B, 3, H, W).
+            boxes (Tensor): Boxes (B, S, N, 4) from :meth:`forward`.
+
+        Returns:
+            Tensor: Detached crops (B * S * N, 3, h, w), ordered
+            ``(b, s, n)``, zero-padded outside the image.
+        """
+        num_imgs, num_stages, num_parts = boxes.shape[:3]
+        return crop_regions(
+            inputs,
+            boxes.reshape(num_imgs, num_stages * num_parts, 4),
+            self.crop_size,
+        )
+
+    def teacher(self, part_feats: Tensor) -> Tensor:
+        """Classify every part feature with the shared teacher.
+
+        Args:
+            part_feats (Tensor): Part features (B, S, N, feat_channels).
+
+        Returns:
+            Tensor: Part logits (B, S, N, num_classes).
+        """
+        return self.teacher_fc(part_feats)
+
+    def loss(
+        self, part_feats: Tensor, scores: Tensor, labels: Tensor
+    ) -> Dict[str, Tensor]:
+        """Teacher and ranking losses of every stage.
+
+        Args:
+            part_feats (Tensor): Part features of the selected regions
+                (B, S, N, feat_channels).
+            scores (Tensor): Their navigator scores (B, S, N).
+            labels (Tensor): Class indices (B,), or class scores
+                (B, num_classes) (e.g. from Mixup / CutMix).
+
+        Returns:
+            Dict[str, Tensor]: ``loss_teacher_<stage>`` (classification loss
+            on every crop) and ``loss_rank_<stage>`` (ranking of the scores
+            by the detached per-crop cross-entropy) for every stage.
+        """
+        num_imgs, num_stages, num_parts = part_feats.shape[:3]
+        if scores.shape != (num_imgs, num_stages, num_parts) or (
+            num_stages != self.num_stages
+        ):
+            raise ValueError(
+                f'Expected part_feats (B, {self.num_stages}, N, C) and '
+                f'scores (B, {self.num_stages}, N), got '
+                f'{tuple(part_feats.shape)} and {tuple(scores.shape)}.'
+            )
+        if labels.dim() == 1:
+            labels = labels.long()
+        else:
+            labels = labels.float()
+        # Crop (b, n) of a stage has label b.
+        targets = labels.repeat_interleave(num_parts, dim=0)
+        logits = self.teacher(part_feats).float()
+        losses = {}
+        for i, name in enumerate(self.stage_names):
+            stage_logits = logits[:, i].reshape(num_imgs * num_parts, -1)
+            losses[f'loss_teacher_{name}'] = self.loss_teacher(
+                stage_logits, targets
+            )
+            with torch.no_grad():
+                part_losses = F.cross_entropy(
+                    stage_logits, targets, reduction='none'
+                )
+            losses[f'loss_rank_{name}'] = self.loss_rank(
+                scores[:, i], part_losses.view(num_imgs, num_parts)
+            )
+        return losses

@@ -3,11 +3,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-
 from mmpretrain.evaluation.metrics import Accuracy
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
 from ..necks.cpl_neck import CPLOutput
 
 
@@ -356,9 +356,12 @@ class SCRIMHead(ClsHead):
                     'cal_acc needs hard labels; it is pointless with batch '
                     'augmentations such as Mixup or CutMix.'
                 )
-            acc = Accuracy.calculate(logits['fused'], target, topk=self.topk)
+            topk = (self.topk,) if isinstance(self.topk, int) else self.topk
+            acc = Accuracy.calculate(logits['fused'], target, topk=topk)
+            # One threshold is used, so each top-k gives a one-item list;
+            # log the tensor itself.
             losses.update(
-                {f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)}
+                {f'accuracy_top-{k}': a[0] for k, a in zip(topk, acc)}
             )
         return losses
 

@@ -4,7 +4,6 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from mmpretrain.registry import MODELS
 
 # A finite stand-in for -inf in masked log-sum-exps: exp() of it underflows

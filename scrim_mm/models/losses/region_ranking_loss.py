@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Pairwise hinge loss ranking region scores by their teacher losses."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -50,7 +51,8 @@ class RegionRankingLoss(nn.Module):
         if scores.dim() != 2 or scores.shape != part_losses.shape:
             raise ValueError(
                 f'`scores` and `part_losses` must both be (B, M), got '
-                f'{tuple(scores.shape)} and {tuple(part_losses.shape)}.')
+                f'{tuple(scores.shape)} and {tuple(part_losses.shape)}.'
+            )
         scores = scores.float()
         part_losses = part_losses.detach().float()
         # Entry [b, i, j]: region i should outrank region j.

@@ -4,8 +4,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-
 from mmpretrain.registry import MODELS
+
 from .osme import OSME
 
 

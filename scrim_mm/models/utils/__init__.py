@@ -5,6 +5,9 @@ from .navigator import Navigator
 from .nms import batched_hard_nms
 
 __all__ = [
-    'generate_anchors', 'num_anchors_per_level', 'batched_hard_nms',
-    'crop_regions', 'Navigator'
+    'generate_anchors',
+    'num_anchors_per_level',
+    'batched_hard_nms',
+    'crop_regions',
+    'Navigator',
 ]

@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Multi-level anchor boxes for the FPL navigator."""
+
 import math
 from numbers import Real
 from typing import List, Optional, Sequence, Tuple, Union
@@ -11,8 +12,9 @@ Floats = Sequence[float]
 PerLevel = Union[Floats, Sequence[Floats]]
 
 
-def _per_level(values: PerLevel, num_levels: int,
-               name: str) -> List[List[float]]:
+def _per_level(
+    values: PerLevel, num_levels: int, name: str
+) -> List[List[float]]:
     """Expand a flat list (shared by all levels) or a per-level list."""
     values = list(values)
     if len(values) == 0:
@@ -20,16 +22,19 @@ def _per_level(values: PerLevel, num_levels: int,
     if all(isinstance(v, Real) for v in values):
         return [[float(v) for v in values] for _ in range(num_levels)]
     if len(values) != num_levels:
-        raise ValueError(f'`{name}` has {len(values)} entries but there are '
-                         f'{num_levels} levels.')
+        raise ValueError(
+            f'`{name}` has {len(values)} entries but there are '
+            f'{num_levels} levels.'
+        )
     out = [[float(v) for v in level] for level in values]
     if any(len(level) == 0 for level in out):
         raise ValueError(f'`{name}` has an empty level.')
     return out
 
 
-def num_anchors_per_level(scales: PerLevel, ratios: PerLevel,
-                          num_levels: int) -> List[int]:
+def num_anchors_per_level(
+    scales: PerLevel, ratios: PerLevel, num_levels: int
+) -> List[int]:
     """Number of anchor types (scales x ratios) at every level.
 
     Args:
@@ -47,13 +52,15 @@ def num_anchors_per_level(scales: PerLevel, ratios: PerLevel,
     return [len(s) * len(r) for s, r in zip(scales, ratios)]
 
 
-def generate_anchors(img_shape: Tuple[int, int],
-                     strides: Sequence[int],
-                     sizes: Sequence[float],
-                     scales: PerLevel,
-                     ratios: PerLevel,
-                     device: Optional[Union[torch.device, str]] = None,
-                     dtype: torch.dtype = torch.float32) -> Tensor:
+def generate_anchors(
+    img_shape: Tuple[int, int],
+    strides: Sequence[int],
+    sizes: Sequence[float],
+    scales: PerLevel,
+    ratios: PerLevel,
+    device: Optional[Union[torch.device, str]] = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Generate the anchors of all pyramid levels for one input size.
 
     Follows the anchor layout of NTS-Net (Yang et al., "Learning to Navigate
@@ -99,8 +106,10 @@ def generate_anchors(img_shape: Tuple[int, int],
     if num_levels == 0:
         raise ValueError('`strides` must not be empty.')
     if len(sizes) != num_levels:
-        raise ValueError(f'`sizes` has {len(sizes)} entries but `strides` '
-                         f'has {num_levels}.')
+        raise ValueError(
+            f'`sizes` has {len(sizes)} entries but `strides` '
+            f'has {num_levels}.'
+        )
     scales = _per_level(scales, num_levels, 'scales')
     ratios = _per_level(ratios, num_levels, 'ratios')
     height, width = int(img_shape[0]), int(img_shape[1])
@@ -108,21 +117,30 @@ def generate_anchors(img_shape: Tuple[int, int],
     if any(int(s) <= 0 for s in strides):
         raise ValueError(f'Anchor strides must be positive, got {strides}.')
     if height < base or width < base:
-        raise ValueError(f'Cannot build anchors: input size {height}x{width} '
-                         f'is smaller than the stride {base}.')
+        raise ValueError(
+            f'Cannot build anchors: input size {height}x{width} '
+            f'is smaller than the stride {base}.'
+        )
     if height % base or width % base:
-        raise ValueError(f'Cannot build anchors: input size {height}x{width} '
-                         f'is not divisible by the stride {base}.')
+        raise ValueError(
+            f'Cannot build anchors: input size {height}x{width} '
+            f'is not divisible by the stride {base}.'
+        )
 
     anchors = []
-    for stride, size, lvl_scales, lvl_ratios in zip(strides, sizes, scales,
-                                                    ratios):
+    for stride, size, lvl_scales, lvl_ratios in zip(
+        strides, sizes, scales, ratios
+    ):
         stride = int(stride)
         # Sizes (h, w) of the anchor types, scale-major then ratio.
         hw = torch.tensor(
-            [[size * s / math.sqrt(r), size * s * math.sqrt(r)]
-             for s in lvl_scales for r in lvl_ratios],
-            dtype=torch.float64)
+            [
+                [size * s / math.sqrt(r), size * s * math.sqrt(r)]
+                for s in lvl_scales
+                for r in lvl_ratios
+            ],
+            dtype=torch.float64,
+        )
         half = torch.cat([hw.flip(1), hw.flip(1)], dim=1) / 2  # (T, 4)
         half = half * half.new_tensor([-1, -1, 1, 1])
         ny = math.ceil(height / stride)

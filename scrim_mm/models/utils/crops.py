@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Batched, zero-padded, resized crops of the network input."""
+
 from typing import Sequence, Union
 
 import torch
@@ -7,10 +8,12 @@ from torch import Tensor
 from torchvision.ops import roi_align
 
 
-def crop_regions(inputs: Tensor,
-                 boxes: Tensor,
-                 out_size: Union[int, Sequence[int]],
-                 sampling_ratio: int = 2) -> Tensor:
+def crop_regions(
+    inputs: Tensor,
+    boxes: Tensor,
+    out_size: Union[int, Sequence[int]],
+    sampling_ratio: int = 2,
+) -> Tensor:
     """Cut boxes out of the input images and resize them, in one op.
 
     The crop step of NTS-Net (Yang et al., ECCV 2018) as used by SCRIM's FPL
@@ -20,9 +23,9 @@ def crop_regions(inputs: Tensor,
     ``(x1, y1, x2, y2)`` covers the continuous pixel range, pixel ``i``
     spanning ``[i, i + 1)``) samples every output bin bilinearly at
     ``sampling_ratio ** 2`` points and averages them. Sampling points more
-    than one pixel outside the image read zeros (zero padding of the
-    normalised input); points within one pixel of the border read the border
-    pixel.
+    than half a pixel outside the image read zeros (zero padding of the
+    normalised input, as NTS-Net); points closer to the image read the
+    border pixel (roi_align clamps them).
 
     The result is detached: no gradient flows to the boxes (or whatever
     produced them) nor to the inputs.
@@ -42,27 +45,34 @@ def crop_regions(inputs: Tensor,
     """
     if inputs.dim() != 4:
         raise ValueError(
-            f'`inputs` must be (B, C, H, W), got {tuple(inputs.shape)}.')
-    if boxes.dim() != 3 or boxes.shape[-1] != 4 or boxes.shape[0] != (
-            inputs.shape[0]):
-        raise ValueError(f'`boxes` must be (B, N, 4) with B = '
-                         f'{inputs.shape[0]}, got {tuple(boxes.shape)}.')
+            f'`inputs` must be (B, C, H, W), got {tuple(inputs.shape)}.'
+        )
+    if (
+        boxes.dim() != 3
+        or boxes.shape[-1] != 4
+        or boxes.shape[0] != (inputs.shape[0])
+    ):
+        raise ValueError(
+            f'`boxes` must be (B, N, 4) with B = '
+            f'{inputs.shape[0]}, got {tuple(boxes.shape)}.'
+        )
     if isinstance(out_size, int):
         out_size = (out_size, out_size)
     out_size = (int(out_size[0]), int(out_size[1]))
     num_imgs, num_boxes = boxes.shape[:2]
     batch_idx = torch.arange(
-        num_imgs, device=boxes.device,
-        dtype=inputs.dtype).repeat_interleave(num_boxes)
+        num_imgs, device=boxes.device, dtype=inputs.dtype
+    ).repeat_interleave(num_boxes)
     rois = torch.cat(
-        [batch_idx[:, None],
-         boxes.detach().reshape(-1, 4).to(inputs.dtype)],
-        dim=1)
+        [batch_idx[:, None], boxes.detach().reshape(-1, 4).to(inputs.dtype)],
+        dim=1,
+    )
     crops = roi_align(
         inputs.detach(),
         rois,
         output_size=out_size,
         spatial_scale=1.0,
         sampling_ratio=sampling_ratio,
-        aligned=True)
+        aligned=True,
+    )
     return crops.detach()

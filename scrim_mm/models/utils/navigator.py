@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """The FPL navigator: informativeness score of every anchor."""
+
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -33,18 +34,21 @@ class Navigator(BaseModule):
             Defaults to None (PyTorch's default initialisation).
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 feat_channels: int = 128,
-                 num_anchors_per_level: Sequence[int] = (6, 6, 9),
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        feat_channels: int = 128,
+        num_anchors_per_level: Sequence[int] = (6, 6, 9),
+        init_cfg: Optional[Union[dict, List[dict]]] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(num_anchors_per_level) == 0:
             raise ValueError('`num_anchors_per_level` must not be empty.')
         self.in_channels = in_channels
         self.feat_channels = feat_channels
         self.num_anchors_per_level = tuple(
-            int(n) for n in num_anchors_per_level)
+            int(n) for n in num_anchors_per_level
+        )
         self.convs = nn.ModuleList()
         self.score_convs = nn.ModuleList()
         for level, num_anchors in enumerate(self.num_anchors_per_level):
@@ -54,9 +58,12 @@ class Navigator(BaseModule):
                     feat_channels,
                     kernel_size=3,
                     stride=1 if level == 0 else 2,
-                    padding=1))
+                    padding=1,
+                )
+            )
             self.score_convs.append(
-                nn.Conv2d(feat_channels, num_anchors, kernel_size=1))
+                nn.Conv2d(feat_channels, num_anchors, kernel_size=1)
+            )
         self.relu = nn.ReLU(inplace=True)
 
     @property
@@ -65,8 +72,9 @@ class Navigator(BaseModule):
         return len(self.num_anchors_per_level)
 
     @staticmethod
-    def level_sizes(feat_size: Tuple[int, int],
-                    num_levels: int) -> List[Tuple[int, int]]:
+    def level_sizes(
+        feat_size: Tuple[int, int], num_levels: int
+    ) -> List[Tuple[int, int]]:
         """Map size of every level for an input map of size ``feat_size``.
 
         Args:

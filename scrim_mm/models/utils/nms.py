@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Greedy hard NMS, batched over images without leaving the device."""
+
 import torch
 from torch import Tensor
 
@@ -15,18 +16,23 @@ def _iou_one_to_many(box: Tensor, boxes: Tensor) -> Tensor:
         Tensor: Shape (B, A).
     """
     box = box[:, None, :]  # (B, 1, 4)
-    inter_w = (torch.minimum(box[..., 2], boxes[..., 2]) -
-               torch.maximum(box[..., 0], boxes[..., 0])).clamp(min=0)
-    inter_h = (torch.minimum(box[..., 3], boxes[..., 3]) -
-               torch.maximum(box[..., 1], boxes[..., 1])).clamp(min=0)
+    inter_w = (
+        torch.minimum(box[..., 2], boxes[..., 2])
+        - torch.maximum(box[..., 0], boxes[..., 0])
+    ).clamp(min=0)
+    inter_h = (
+        torch.minimum(box[..., 3], boxes[..., 3])
+        - torch.maximum(box[..., 1], boxes[..., 1])
+    ).clamp(min=0)
     inter = inter_w * inter_h
     area_box = (box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1])
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     return inter / (area_box + area - inter)
 
 
-def batched_hard_nms(boxes: Tensor, scores: Tensor, iou_thr: float,
-                     max_num: int) -> Tensor:
+def batched_hard_nms(
+    boxes: Tensor, scores: Tensor, iou_thr: float, max_num: int
+) -> Tensor:
     """Greedy hard NMS on every image of a batch, returning ``max_num`` picks.
 
     The selection of NTS-Net (Yang et al., ECCV 2018) used by SCRIM's FPL
@@ -59,16 +65,22 @@ def batched_hard_nms(boxes: Tensor, scores: Tensor, iou_thr: float,
         order.
     """
     if scores.dim() != 2:
-        raise ValueError(f'`scores` must be (B, A), got {tuple(scores.shape)}.')
+        raise ValueError(
+            f'`scores` must be (B, A), got {tuple(scores.shape)}.'
+        )
     num_imgs, num_boxes = scores.shape
     shape_ok = boxes.dim() in (2, 3) and boxes.shape[-2:] == (num_boxes, 4)
     if not shape_ok or (boxes.dim() == 3 and boxes.shape[0] != num_imgs):
-        raise ValueError(f'`boxes` must be (A, 4) or (B, A, 4) with '
-                         f'(B, A) = {(num_imgs, num_boxes)}, got '
-                         f'{tuple(boxes.shape)}.')
+        raise ValueError(
+            f'`boxes` must be (A, 4) or (B, A, 4) with '
+            f'(B, A) = {(num_imgs, num_boxes)}, got '
+            f'{tuple(boxes.shape)}.'
+        )
     if not 0 < max_num <= num_boxes:
-        raise ValueError(f'`max_num` must be in [1, {num_boxes}] (the number '
-                         f'of boxes), got {max_num}.')
+        raise ValueError(
+            f'`max_num` must be in [1, {num_boxes}] (the number '
+            f'of boxes), got {max_num}.'
+        )
 
     boxes = boxes.detach().float()
     scores = scores.detach().float().nan_to_num(nan=float('-inf'))
@@ -77,8 +89,9 @@ def batched_hard_nms(boxes: Tensor, scores: Tensor, iou_thr: float,
     # scores into unique integer keys makes each pick one argmax.
     order = scores.argsort(dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
-    rank.scatter_(1, order,
-                  torch.arange(num_boxes, device=device).expand_as(order))
+    rank.scatter_(
+        1, order, torch.arange(num_boxes, device=device).expand_as(order)
+    )
     # Keys: alive boxes in (A, 2A], suppressed unpicked ones in [1, A],
     # picked ones 0. The argmax is the best alive box, else the best unpicked.
     fallback_key = num_boxes - rank

@@ -1,0 +1,44 @@
+# SCRIM on ResNet-50: dual CPL (stages 3 and 4) + dual FPL + fusion.
+# Shapes at 448x448: stage 3 (B, 1024, 28, 28), stage 4 (B, 2048, 14, 14).
+model = dict(
+    type='SCRIMClassifier',
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(2, 3),
+        style='pytorch'),
+    neck=dict(
+        type='CPLNeck',
+        in_channels=(1024, 2048),
+        num_parts=2,
+        reduction=16,
+        pool='avg',
+        embed_dims=512,
+        stage_names=('s3', 's4')),
+    fpl_head=dict(
+        type='FPLHead',
+        num_classes=200,
+        in_channels=(1024, 2048),
+        feat_channels=2048,
+        stage_strides=(16, 32),
+        navigator_channels=128,
+        num_train_parts=6,
+        num_test_parts=4,
+        nms_iou=0.25,
+        crop_size=224,
+        stage_names=('s3', 's4')),
+    head=dict(
+        type='SCRIMHead',
+        num_classes=200,
+        in_channels=2048,
+        part_channels=(1024, 2048),
+        num_parts=2,
+        fpl_channels=2048,
+        num_fpl_parts=8,
+        contrastive_loss=dict(
+            type='PartContrastiveLoss', mode='mamc', loss_weight=1.0),
+        contrastive_weights=(0.25, 0.5),
+        pred_mode='fused',
+        stage_names=('s3', 's4')),
+)

@@ -1,0 +1,513 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Tests of the FPL side: anchors, NMS, crops, navigator, losses, head."""
+
+import math
+from typing import List
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmpretrain.registry import MODELS
+from torchvision.ops import box_iou
+
+import scrim_mm  # noqa: F401
+from scrim_mm.models.heads import FPLHead
+from scrim_mm.models.heads.fpl_head import default_anchor_cfg
+from scrim_mm.models.losses import RegionRankingLoss
+from scrim_mm.models.utils import (
+    Navigator,
+    batched_hard_nms,
+    crop_regions,
+    generate_anchors,
+)
+
+S1, S2 = 2 ** (1 / 3), 2 ** (2 / 3)
+NTS_SCALES = ((S1, S2), (S1, S2), (1.0, S1, S2))
+NTS_RATIOS = (0.667, 1.0, 1.5)
+
+
+def nts_anchors(img_shape, stride=32):
+    cfg = default_anchor_cfg(stride)
+    return generate_anchors(
+        img_shape,
+        cfg['strides'],
+        cfg['sizes'],
+        cfg['scales'],
+        cfg['ratios'],
+    )
+
+
+# ---------------------------------------------------------------- anchors
+def test_anchor_count_and_first_boxes_448():
+    anchors = generate_anchors(
+        (448, 448), (32, 64, 128), (48, 96, 192), NTS_SCALES, NTS_RATIOS
+    )
+    assert anchors.shape == (1614, 4)
+    assert anchors.dtype == torch.float32
+    assert torch.equal(anchors, nts_anchors((448, 448)))
+
+    # Hand-computed: level 1, position (y=0, x=0), centre (16, 16).
+    def box(cx, cy, size, scale, ratio):
+        h = size * scale / math.sqrt(ratio)
+        w = size * scale * math.sqrt(ratio)
+        return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+    expected = [
+        box(16, 16, 48, s, r) for s in (S1, S2) for r in NTS_RATIOS
+    ]  # scale-major, then ratio
+    expected.append(box(48, 16, 48, S1, 0.667))  # next x position
+    expected = torch.tensor(expected, dtype=torch.float32)
+    torch.testing.assert_close(anchors[:7], expected)
+    # First anchor: w = 48 * 2^(1/3) * sqrt(0.667), h = 48 * 2^(1/3) /
+    # sqrt(0.667), i.e. about 49.39 x 74.05 around (16, 16).
+    torch.testing.assert_close(
+        anchors[0], torch.tensor([-8.6955, -21.0247, 40.6955, 53.0247])
+    )
+    # Second row of level 1 starts after 14 positions of 6 anchors.
+    torch.testing.assert_close(
+        anchors[14 * 6], torch.tensor(box(16, 48, 48, S1, 0.667))
+    )
+    # Level 2 starts after 14 * 14 * 6; level 3 after another 7 * 7 * 6.
+    torch.testing.assert_close(
+        anchors[14 * 14 * 6], torch.tensor(box(32, 32, 96, S1, 0.667))
+    )
+    lvl3 = 14 * 14 * 6 + 7 * 7 * 6
+    torch.testing.assert_close(
+        anchors[lvl3], torch.tensor(box(64, 64, 192, 1.0, 0.667))
+    )
+    # Last anchor: level 3, position (3, 3), centre (448, 448).
+    torch.testing.assert_close(
+        anchors[-1], torch.tensor(box(448, 448, 192, S2, 1.5))
+    )
+
+
+@pytest.mark.parametrize('size', [(224, 224), (320, 256), (128, 192)])
+def test_anchor_count_matches_navigator(size):
+    torch.manual_seed(0)
+    stride = 32
+    anchors = nts_anchors(size, stride)
+    nav = Navigator(8, 16, (6, 6, 9))
+    feat = torch.randn(2, 8, size[0] // stride, size[1] // stride)
+    scores = nav(feat)
+    assert scores.shape == (2, anchors.shape[0])
+    if size == (224, 224):
+        # 7x7x6 + 4x4x6 + 2x2x9
+        assert anchors.shape[0] == 294 + 96 + 36
+
+
+def test_navigator_order_matches_anchors():
+    # A score that depends only on position and anchor type shows the order.
+    nav = Navigator(1, 1, (2, 3))
+    with torch.no_grad():
+        for conv in nav.convs:
+            conv.weight.zero_()
+            conv.bias.fill_(1.0)
+        for lvl, conv in enumerate(nav.score_convs):
+            conv.weight.zero_()
+            conv.bias.copy_(torch.arange(conv.out_channels) + 10.0 * lvl)
+    scores = nav(torch.zeros(1, 1, 4, 6))
+    # Level 0: 4x6 positions x 2 types; level 1: 2x3 positions x 3 types.
+    expected = torch.cat(
+        [torch.arange(2.0).repeat(24), (torch.arange(3.0) + 10).repeat(6)]
+    )
+    torch.testing.assert_close(scores[0], expected)
+
+
+def test_anchor_errors():
+    with pytest.raises(ValueError, match='100x100.*stride 32'):
+        nts_anchors((100, 100))
+    with pytest.raises(ValueError, match='16x16.*stride 32'):
+        nts_anchors((16, 16))
+    with pytest.raises(ValueError, match='sizes'):
+        generate_anchors((64, 64), (32, 64), (48,), (1.0,), (1.0,))
+
+
+# -------------------------------------------------------------------- NMS
+def reference_nms(boxes, scores, thr, max_num) -> List[int]:
+    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
+    keep = []
+    for i in order:
+        if len(keep) == max_num:
+            break
+        ious = box_iou(boxes[i : i + 1], boxes[keep]) if keep else None
+        if ious is None or bool((ious < thr).all()):
+            keep.append(i)
+    for i in order:  # under-filled: best not-yet-picked boxes
+        if len(keep) == max_num:
+            break
+        if i not in keep:
+            keep.append(i)
+    return keep
+
+
+def random_boxes(generator, *shape):
+    xy = torch.rand(*shape, 2, generator=generator) * 100
+    wh = torch.rand(*shape, 2, generator=generator) * 60 + 1
+    return torch.cat([xy, xy + wh], dim=-1)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 3])
+@pytest.mark.parametrize('batched_boxes', [False, True])
+def test_batched_hard_nms_matches_reference(seed, batched_boxes):
+    g = torch.Generator().manual_seed(seed)
+    num_imgs, num_boxes = 5, 120
+    if batched_boxes:
+        boxes = random_boxes(g, num_imgs, num_boxes)
+    else:
+        boxes = random_boxes(g, num_boxes)
+    scores = torch.randn(num_imgs, num_boxes, generator=g)
+    for thr, max_num in [(0.25, 6), (0.5, 10), (0.05, 40)]:
+        keep = batched_hard_nms(boxes, scores, thr, max_num)
+        assert keep.shape == (num_imgs, max_num)
+        assert keep.dtype == torch.long
+        for b in range(num_imgs):
+            img_boxes = boxes[b] if batched_boxes else boxes
+            ref = reference_nms(img_boxes, scores[b], thr, max_num)
+            assert keep[b].tolist() == ref
+
+
+def test_batched_hard_nms_no_overlap_and_fill():
+    g = torch.Generator().manual_seed(7)
+    anchors = nts_anchors((448, 448))
+    scores = torch.randn(4, anchors.shape[0], generator=g)
+    keep = batched_hard_nms(anchors, scores, 0.25, 6)
+    for b in range(4):
+        kept = anchors[keep[b]]
+        iou = box_iou(kept, kept)
+        iou.fill_diagonal_(0)
+        assert (iou < 0.25).all()
+        # First pick is the best box.
+        assert keep[b, 0] == scores[b].argmax()
+
+    # Only 2 disjoint clusters of identical boxes: the other slots are the
+    # best remaining boxes in score order.
+    boxes = torch.tensor([[0.0, 0, 10, 10]] * 3 + [[50.0, 50, 60, 60]] * 3)
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.8, 0.3, 0.2]])
+    keep = batched_hard_nms(boxes, scores, 0.25, 5)
+    assert keep.tolist() == [[1, 3, 2, 4, 5]]
+    with pytest.raises(ValueError, match='max_num'):
+        batched_hard_nms(boxes, scores, 0.25, 7)
+
+    # IoU exactly at the threshold suppresses (keep only while IoU < thr).
+    boxes = torch.tensor([[0.0, 0, 3, 1], [1.0, 0, 4, 1], [9.0, 0, 10, 1]])
+    scores = torch.tensor([[3.0, 2.0, 1.0]])
+    assert batched_hard_nms(boxes, scores, 0.5, 2).tolist() == [[0, 2]]
+    assert batched_hard_nms(boxes, scores, 0.51, 2).tolist() == [[0, 1]]
+
+
+def test_batched_hard_nms_fp32_under_autocast():
+    g = torch.Generator().manual_seed(3)
+    boxes = random_boxes(g, 80)
+    # Differences far below bf16 resolution (all would round to 1.0).
+    scores = 1 + torch.rand(3, 80, generator=g) * 1e-3
+    assert (scores.bfloat16() == 1).all()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        keep = batched_hard_nms(boxes, scores, 0.3, 8)
+    for b in range(3):
+        assert keep[b].tolist() == reference_nms(boxes, scores[b], 0.3, 8)
+
+
+# ------------------------------------------------------------------ crops
+def test_crop_regions_quadrants():
+    torch.manual_seed(0)
+    img = torch.randn(2, 3, 16, 16)
+    boxes = torch.tensor(
+        [
+            [[0.0, 0, 8, 8], [8.0, 8, 16, 16]],
+            [[8.0, 0, 16, 8], [0.0, 8, 8, 16]],
+        ]
+    )
+    crops = crop_regions(img, boxes, 4)
+    assert crops.shape == (4, 3, 4, 4)
+    expected = [
+        img[0:1, :, :8, :8],
+        img[0:1, :, 8:, 8:],
+        img[1:2, :, :8, 8:],
+        img[1:2, :, 8:, :8],
+    ]
+    expected = torch.cat(
+        [
+            F.interpolate(e, size=(4, 4), mode='bilinear', align_corners=False)
+            for e in expected
+        ]
+    )
+    torch.testing.assert_close(crops, expected)
+
+    # Upsampling the top-left quadrant of a ramp, non-square output. The
+    # crop samples the whole image (no clamping at the quadrant's inner
+    # edges), so it is the ramp at the bin centres, clamped at the image
+    # border only: value(y, x) = 16 y + x in pixel-index coordinates.
+    ys = torch.arange(16.0)
+    ramp = (16 * ys[:, None] + ys[None, :]).expand(1, 3, 16, 16)
+    crop = crop_regions(ramp, torch.tensor([[[0.0, 0, 8, 8]]]), (16, 12))
+    yc = ((torch.arange(16.0) + 0.5) * 8 / 16 - 0.5).clamp(min=0)
+    xc = ((torch.arange(12.0) + 0.5) * 8 / 12 - 0.5).clamp(min=0)
+    expected = (16 * yc[:, None] + xc[None, :]).expand(1, 3, 16, 12)
+    torch.testing.assert_close(crop, expected)
+
+
+def test_crop_regions_zero_padding_and_detached():
+    img = torch.rand(1, 3, 16, 16) + 1  # strictly positive
+    boxes = torch.tensor(
+        [[[-32.0, -32, -16, -16], [-8.0, 0, 8, 8]]], requires_grad=True
+    )
+    crops = crop_regions(img, boxes, (4, 8))
+    assert not crops.requires_grad
+    assert (crops[0] == 0).all()  # fully outside
+    # Half outside: bins more than a pixel out are zeros, inside bins equal
+    # the in-image crop.
+    assert (crops[1, :, :, :3] == 0).all()
+    expected = F.interpolate(
+        img[..., :8, :8], size=(4, 4), mode='bilinear', align_corners=False
+    )
+    torch.testing.assert_close(crops[1:, :, :, 4:], expected)
+
+
+# ------------------------------------------------------------------- loss
+def test_region_ranking_loss_by_hand():
+    scores = torch.tensor([[0.5, 2.0, 1.0], [0.0, 0.0, 3.0]])
+    part_losses = torch.tensor([[0.1, 0.3, 0.2], [1.0, 1.0, 0.5]])
+    # Image 0: order by loss 0 < 2 < 1; pairs (i better than j):
+    # (0,2): relu(1 - 0.5 + 1.0) = 1.5; (0,1): relu(1 - 0.5 + 2) = 2.5;
+    # (2,1): relu(1 - 1 + 2) = 2.0. Sum 6.0.
+    # Image 1: region 2 is best, 0 and 1 tie (no pair between them):
+    # (2,0): relu(1 - 3 + 0) = 0; (2,1): 0. Sum 0.
+    loss = RegionRankingLoss()(scores, part_losses)
+    torch.testing.assert_close(loss, torch.tensor(6.0 / 2))
+    weighted = MODELS.build(
+        dict(type='RegionRankingLoss', margin=1.0, loss_weight=0.5)
+    )
+    torch.testing.assert_close(
+        weighted(scores, part_losses), torch.tensor(1.5)
+    )
+    # Margin 2 on image 1: (2,0), (2,1) give relu(2 - 3) = 0; image 0
+    # grows by 1 per pair.
+    torch.testing.assert_close(
+        RegionRankingLoss(margin=2.0)(scores, part_losses),
+        torch.tensor(9.0 / 2),
+    )
+    # Gradient reaches the scores, not the part losses.
+    scores.requires_grad_(True)
+    part_losses.requires_grad_(True)
+    RegionRankingLoss()(scores.bfloat16(), part_losses).backward()
+    assert part_losses.grad is None
+    # Image 0, all three hinges active: d/dI_0 = -2, d/dI_1 = +2,
+    # d/dI_2 = +1 - 1 = 0; image 1 inactive. Divided by B = 2.
+    torch.testing.assert_close(
+        scores.grad, torch.tensor([[-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    )
+
+
+# ------------------------------------------------------------------- head
+def r18_head(**kwargs):
+    cfg = dict(
+        type='FPLHead',
+        num_classes=5,
+        in_channels=(256, 512),
+        feat_channels=512,
+        crop_size=32,
+    )
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def r18_feats(num_imgs=2, size=128):
+    return [
+        torch.randn(num_imgs, 256, size // 16, size // 16),
+        torch.randn(num_imgs, 512, size // 32, size // 32),
+    ]
+
+
+def test_fpl_head_shapes_train_eval():
+    torch.manual_seed(0)
+    head = r18_head()
+    assert isinstance(head, FPLHead)
+    feats = r18_feats()
+    head.train()
+    boxes, scores = head(feats, (128, 128))
+    assert boxes.shape == (2, 2, 6, 4) and scores.shape == (2, 2, 6)
+    assert boxes.dtype == scores.dtype == torch.float32
+    assert not boxes.requires_grad and scores.requires_grad
+    # Boxes are anchors: centres inside the image, sizes of the levels.
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+    assert (centres > 0).all() and (centres < 128).all()
+    # Smallest anchor side: stage 3, 24 * 2^(1/3) * sqrt(0.667); largest:
+    # stage 4, 192 * 2^(2/3) / sqrt(0.667).
+    sides = boxes[..., 2:] - boxes[..., :2]
+    assert (sides > 24).all() and (sides < 374).all()
+    crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
+    assert crops.shape == (2 * 2 * 6, 3, 32, 32)
+
+    head.eval()
+    with torch.no_grad():
+        boxes_k, scores_k = head(feats, (128, 128))
+    assert boxes_k.shape == (2, 2, 4, 4) and scores_k.shape == (2, 2, 4)
+    # Greedy NMS: the K picks are the first K of the M picks.
+    torch.testing.assert_close(boxes_k, boxes[:, :, :4])
+    assert head.crop(torch.randn(2, 3, 128, 128), boxes_k).shape == (
+        16,
+        3,
+        32,
+        32,
+    )
+
+
+def test_fpl_head_crop_order():
+    head = r18_head(crop_size=8)
+    # Pixel value = x + 100 * b: the mean of a crop identifies its box.
+    inputs = torch.arange(64.0) + 100 * torch.arange(2.0)[:, None]
+    inputs = inputs[:, None, None, :].expand(2, 3, 64, 64).contiguous()
+    x0 = 4 + 8.0 * torch.arange(6).view(2, 3)  # (s, n), off the border
+    boxes = torch.zeros(2, 2, 3, 4)
+    boxes[..., 0] = x0
+    boxes[..., 2] = x0 + 8
+    boxes[..., 3] = 8
+    crops = head.crop(inputs, boxes)
+    assert crops.shape == (12, 3, 8, 8)
+    expected = (x0 + 3.5) + 100 * torch.arange(2.0)[:, None, None]
+    torch.testing.assert_close(crops.mean((1, 2, 3)), expected.flatten())
+
+
+def test_fpl_head_resnet50_channels():
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='FPLHead', num_classes=3, crop_size=16))
+    feats = [torch.randn(1, 1024, 8, 8), torch.randn(1, 2048, 4, 4)]
+    boxes, scores = head(feats, (128, 128))
+    assert boxes.shape == (1, 2, 6, 4) and scores.shape == (1, 2, 6)
+    part_feats = torch.randn(1, 2, 6, 2048)
+    losses = head.loss(part_feats, scores, torch.tensor([2]))
+    assert set(losses) == {
+        'loss_teacher_s3',
+        'loss_rank_s3',
+        'loss_teacher_s4',
+        'loss_rank_s4',
+    }
+
+
+def test_fpl_head_anchor_cache():
+    head = r18_head()
+    feats = r18_feats()
+    head(feats, (128, 128))
+    anchors = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    assert head.get_anchors(1, (128, 128), torch.device('cpu')) is anchors
+    # Stage 4 anchors at 128: 4x4x6 + 2x2x6 + 1x1x9.
+    assert anchors.shape == (96 + 24 + 9, 4)
+    assert len(head._anchor_cache) == 2
+
+
+def test_fpl_head_gradients():
+    torch.manual_seed(0)
+    head = r18_head()
+    feats = [f.requires_grad_(True) for f in r18_feats()]
+    boxes, scores = head(feats, (128, 128))
+    part_feats = torch.randn(2, 2, 6, 512, requires_grad=True)
+    labels = torch.tensor([0, 3])
+    losses = head.loss(part_feats, scores, labels)
+    for loss in losses.values():
+        assert loss.dim() == 0 and torch.isfinite(loss)
+
+    # Rank losses: navigators only (not the teacher, not the CPL maps).
+    (losses['loss_rank_s3'] + losses['loss_rank_s4']).backward(
+        retain_graph=True
+    )
+    assert head.teacher_fc.weight.grad is None
+    assert part_feats.grad is None
+    assert all(f.grad is None for f in feats)
+    for nav in head.navigators:
+        for p in nav.parameters():
+            assert p.grad is not None
+        # The first conv feeds every level.
+        assert nav.convs[0].weight.grad.abs().sum() > 0
+
+    head.zero_grad(set_to_none=True)
+    # Teacher losses: teacher (and part features) only.
+    (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
+    assert head.teacher_fc.weight.grad.abs().sum() > 0
+    assert part_feats.grad.abs().sum() > 0
+    for p in head.navigators.parameters():
+        assert p.grad is None
+
+
+def test_fpl_head_teacher_loss_value_and_soft_labels():
+    torch.manual_seed(0)
+    head = r18_head(teacher_loss=dict(type='CrossEntropyLoss', loss_weight=2))
+    part_feats = torch.randn(2, 2, 3, 512)
+    scores = torch.randn(2, 2, 3)
+    labels = torch.tensor([1, 4])
+    losses = head.loss(part_feats, scores, labels)
+    logits = head.teacher(part_feats)
+    assert logits.shape == (2, 2, 3, 5)
+    ce = F.cross_entropy(
+        logits[:, 0].reshape(6, 5), labels.repeat_interleave(3)
+    )
+    torch.testing.assert_close(losses['loss_teacher_s3'], 2 * ce)
+    per_crop = F.cross_entropy(
+        logits[:, 1].reshape(6, 5),
+        labels.repeat_interleave(3),
+        reduction='none',
+    ).view(2, 3)
+    torch.testing.assert_close(
+        losses['loss_rank_s4'], RegionRankingLoss()(scores[:, 1], per_crop)
+    )
+    # One-hot scores (Mixup / CutMix format) give the same losses.
+    soft = head.loss(part_feats, scores, F.one_hot(labels, 5).float())
+    for key in losses:
+        torch.testing.assert_close(soft[key], losses[key])
+
+
+def test_fpl_head_validation():
+    with pytest.raises(ValueError, match=r'K=5.*M=4'):
+        r18_head(num_train_parts=4, num_test_parts=5)
+    with pytest.raises(ValueError, match='same length'):
+        r18_head(stage_strides=(32,))
+    with pytest.raises(ValueError, match='crop_size'):
+        r18_head(crop_size=0)
+    with pytest.raises(ValueError, match='anchor strides'):
+        r18_head(anchor_cfgs=[dict(strides=(16, 48, 64)), dict()])
+    head = r18_head()
+    feats = r18_feats()
+    feats[1] = torch.randn(2, 500, 4, 4)
+    with pytest.raises(ValueError, match=r's4.*500 channels.*512'):
+        head(feats, (128, 128))
+    with pytest.raises(ValueError, match=r'100x100.*stride 16'):
+        head(r18_feats(size=100), (100, 100))
+    with pytest.raises(ValueError, match=r's4.*5x5.*128x128.*4x4'):
+        head([r18_feats()[0], torch.randn(2, 512, 5, 5)], (128, 128))
+
+
+def test_fpl_head_custom_anchor_cfgs():
+    head = r18_head(
+        anchor_cfgs=[
+            dict(strides=(16, 32), sizes=(24, 48), scales=(1.0,)),
+            dict(ratios=(1.0,)),
+        ]
+    )
+    assert [n.num_anchors_per_level for n in head.navigators] == [
+        (3, 3),
+        (2, 2, 3),
+    ]
+    boxes, scores = head(r18_feats(), (128, 128))
+    assert boxes.shape == (2, 2, 6, 4)
+
+
+def test_fpl_head_autocast_bf16():
+    torch.manual_seed(0)
+    head = r18_head()
+    feats = r18_feats()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        boxes, scores = head(feats, (128, 128))
+        crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
+        part_feats = torch.randn(2, 2, 6, 512).bfloat16()
+        losses = head.loss(part_feats, scores, torch.tensor([0, 1]))
+    assert boxes.dtype == torch.float32 and scores.dtype == torch.float32
+    assert crops.shape == (24, 3, 32, 32)
+    for loss in losses.values():
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    sum(losses.values()).backward()
+    for p in head.navigators.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+    # Selected boxes never overlap beyond the threshold.
+    for b in range(2):
+        for s in range(2):
+            iou = box_iou(boxes[b, s], boxes[b, s]).fill_diagonal_(0)
+            assert (iou < 0.25).all()
