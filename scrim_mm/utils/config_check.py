@@ -119,7 +119,15 @@ def check_dataset_layout(dataset_cfg: dict, key: str = 'dataset') -> None:
 
 def _dataset_num_classes(dataset_cfg: dict) -> Optional[int]:
     metainfo = dataset_cfg.get('metainfo') or {}
-    classes = metainfo.get('classes')
+    classes = dataset_cfg.get('classes', metainfo.get('classes'))
+    if isinstance(classes, str):
+        # mmpretrain reads a file of class names, one per line.
+        if not osp.isfile(classes):
+            raise FileNotFoundError(
+                f'dataset.classes={classes!r}: the class-name file does not '
+                'exist; expected a list of names or a file with one per line.')
+        with open(classes, encoding='utf-8') as f:
+            return sum(1 for line in f if line.strip())
     if classes is not None:
         return len(classes)
     kind = _dataset_kind(dataset_cfg)

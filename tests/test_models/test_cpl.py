@@ -387,6 +387,12 @@ def test_contrastive_half_precision_input():
     embeds = torch.randn(4, 2, 8).half()
     loss = loss_fn(embeds, torch.tensor([0, 0, 1, 1]))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    # autocast must not push the similarities to low precision
+    embeds, labels = torch.randn(6, 3, 16), torch.tensor([0, 0, 1, 1, 2, 2])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        amp_loss = loss_fn(embeds, labels)
+    assert amp_loss.dtype == torch.float32
+    torch.testing.assert_close(amp_loss, loss_fn(embeds, labels))
 
 
 def test_contrastive_validation():

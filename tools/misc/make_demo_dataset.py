@@ -719,9 +719,8 @@ def is_complete(out_dir: str, layout: str, **kwargs) -> bool:
     manifest = _read_manifest(out_dir)
     if manifest is None:
         return False
-    if not manifest.get('complete') or manifest.get('settings') != _settings(
-        layout, **kwargs
-    ):
+    settings = _settings(layout, **kwargs)
+    if not manifest.get('complete') or manifest.get('settings') != settings:
         return False
     return all(osp.isfile(osp.join(out_dir, rel)) for rel in manifest['files'])
 
@@ -794,6 +793,8 @@ def make_dataset(
             raise ValueError(f'{name} must be >= 1, got {value}')
     if img_size < 32:
         raise ValueError(f'img_size must be >= 32, got {img_size}')
+    if seed < 0:
+        raise ValueError(f'seed must be >= 0, got {seed}')
     names = class_names(layout, num_classes)
     out_dir = str(out_dir)
     kwargs = dict(

@@ -231,6 +231,8 @@ class SCRIMClassifier(ImageClassifier):
 
         Besides ``pred_score`` / ``pred_label``, every sample gets
         ``pred_boxes`` (S*K, 4) in network-input pixels (x1, y1, x2, y2),
+        clipped to the input (the crops themselves keep NTS-Net's zero
+        padding outside the image),
         ``pred_box_scores`` (S*K,) and ``pred_box_stages`` (S*K,), the index
         of the stage in ``fpl_head.stage_names``.
 
@@ -254,7 +256,10 @@ class SCRIMClassifier(ImageClassifier):
                 .view(1, s, 1)
                 .expand(b, s, n)
             )
-            boxes = boxes.flatten(1, 2).detach()
+            h, w = inputs.shape[-2:]
+            boxes = boxes.flatten(1, 2).detach().clone()
+            boxes[..., 0::2] = boxes[..., 0::2].clamp(0, w)
+            boxes[..., 1::2] = boxes[..., 1::2].clamp(0, h)
             box_scores = scores.flatten(1, 2).detach().float()
             stages = stages.flatten(1, 2)
             for i, sample in enumerate(samples):

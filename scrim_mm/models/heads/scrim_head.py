@@ -84,7 +84,9 @@ class SCRIMHead(ClsHead):
         num_parts: int = 2,
         fpl_channels: int = 2048,
         num_fpl_parts: int = 8,
-        loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),  # noqa: B006
+        loss: dict = dict(  # noqa: B006
+            type='CrossEntropyLoss', loss_weight=1.0
+        ),
         raw_loss: Optional[dict] = dict(  # noqa: B006
             type='CrossEntropyLoss', loss_weight=1.0
         ),

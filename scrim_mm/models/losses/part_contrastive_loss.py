@@ -85,22 +85,26 @@ class PartContrastiveLoss(nn.Module):
                 'PartContrastiveLoss expects embeddings of '
                 f'shape (B, P, D), got {tuple(embeds.shape)}.'
             )
-        x = F.normalize(embeds.float(), dim=-1, eps=self.eps)
         if self.mode == 'mamc':
             if labels is None:
                 raise ValueError(
                     "PartContrastiveLoss(mode='mamc') needs class labels; "
                     "use mode='c3s' for a label-free loss."
                 )
-            labels = labels.reshape(-1)
-            if labels.numel() != x.shape[0]:
+            labels = labels.reshape(-1).to(embeds.device)
+            if labels.numel() != embeds.shape[0]:
                 raise ValueError(
                     f'PartContrastiveLoss got {labels.numel()} labels for '
-                    f'{x.shape[0]} images.'
+                    f'{embeds.shape[0]} images.'
                 )
-            loss = self._mamc(x, labels.to(x.device))
-        else:
-            loss = self._c3s(x)
+        # Under AMP the similarity matmuls would run in fp16; cosines and
+        # their exponentials are kept in fp32.
+        with torch.autocast(device_type=embeds.device.type, enabled=False):
+            x = F.normalize(embeds.float(), dim=-1, eps=self.eps)
+            if self.mode == 'mamc':
+                loss = self._mamc(x, labels)
+            else:
+                loss = self._c3s(x)
         return self.loss_weight * loss
 
     @staticmethod
