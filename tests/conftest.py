@@ -6,6 +6,7 @@ process avoids the oversubscription that makes small convolutions many
 times slower when two processes (e.g. a test and the subprocess it starts)
 compete; set SCRIM_TEST_THREADS to change it.
 """
+
 import os
 import os.path as osp
 import sys

@@ -125,7 +125,8 @@ def _dataset_num_classes(dataset_cfg: dict) -> Optional[int]:
         if not osp.isfile(classes):
             raise FileNotFoundError(
                 f'dataset.classes={classes!r}: the class-name file does not '
-                'exist; expected a list of names or a file with one per line.')
+                'exist; expected a list of names or a file with one per line.'
+            )
         with open(classes, encoding='utf-8') as f:
             return sum(1 for line in f if line.strip())
     if classes is not None:

@@ -1,5 +1,8 @@
 # SCRIM on ResNet-50: dual CPL (stages 3 and 4) + dual FPL + fusion.
 # Shapes at 448x448: stage 3 (B, 1024, 28, 28), stage 4 (B, 2048, 14, 14).
+# num_classes=200 (CUB-200-2011); the Cars and Aircraft recipes set 196 and
+# 100 in fpl_head and head. The data preprocessor comes from the dataset
+# base (mmpretrain keeps it at the top level of a config).
 model = dict(
     type='SCRIMClassifier',
     backbone=dict(
@@ -7,7 +10,8 @@ model = dict(
         depth=50,
         num_stages=4,
         out_indices=(2, 3),
-        style='pytorch'),
+        style='pytorch',
+    ),
     neck=dict(
         type='CPLNeck',
         in_channels=(1024, 2048),
@@ -15,7 +19,8 @@ model = dict(
         reduction=16,
         pool='avg',
         embed_dims=512,
-        stage_names=('s3', 's4')),
+        stage_names=('s3', 's4'),
+    ),
     fpl_head=dict(
         type='FPLHead',
         num_classes=200,
@@ -27,7 +32,8 @@ model = dict(
         num_test_parts=4,
         nms_iou=0.25,
         crop_size=224,
-        stage_names=('s3', 's4')),
+        stage_names=('s3', 's4'),
+    ),
     head=dict(
         type='SCRIMHead',
         num_classes=200,
@@ -35,10 +41,14 @@ model = dict(
         part_channels=(1024, 2048),
         num_parts=2,
         fpl_channels=2048,
+        # 2 FPL stages x num_test_parts (K=4) part features are fused.
         num_fpl_parts=8,
         contrastive_loss=dict(
-            type='PartContrastiveLoss', mode='mamc', loss_weight=1.0),
+            type='PartContrastiveLoss', mode='mamc', loss_weight=1.0
+        ),
+        # Cross-X's hierarchical weights: 0.25 on stage 3, 0.5 on stage 4.
         contrastive_weights=(0.25, 0.5),
         pred_mode='fused',
-        stage_names=('s3', 's4')),
+        stage_names=('s3', 's4'),
+    ),
 )

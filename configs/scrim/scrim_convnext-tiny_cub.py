@@ -1,0 +1,70 @@
+# The full SCRIMClassifier (dual CPL + dual FPL + fusion) on mmpretrain's
+# ConvNeXt-T (ImageNet-1k pretrained, convnext-tiny_32xb128_in1k), mixed into
+# mmpretrain's CUB-200-2011 recipe resnet50_8xb8_cub: its data (448 px), its
+# schedule (SGD lr 0.01, momentum 0.9, nesterov, wd 5e-4, warm-up + cosine,
+# 100 epochs) and its runtime are kept. Assumes 8 GPUs x 8 images = 64, each
+# per-GPU batch P x K = 4 classes x 2 images. The schedule is the ResNet-50
+# one, untuned for ConvNeXt.
+# ConvNeXt-T stages 3 and 4: 384 / 768 channels at strides 16 / 32 (28x28
+# and 14x14 at 448 px); gap_before_final_norm=False keeps them as maps.
+# Besides the model, two things that full SCRIM needs change: the
+# class-balanced sampler (positives for the part-contrastive loss) and
+# gradient clipping (the navigators' ranking loss).
+_base_ = ['mmpretrain::resnet/resnet50_8xb8_cub.py']
+
+custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
+
+# mmpretrain's ConvNeXt-T ImageNet-1k weights (convnext-tiny_32xb128_in1k).
+pretrained = 'https://download.openmmlab.com/mmclassification/v0/convnext/convnext-tiny_32xb128_in1k_20221207-998cf3e9.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    type='SCRIMClassifier',
+    backbone=dict(
+        type='ConvNeXt',
+        arch='tiny',
+        out_indices=(2, 3),
+        gap_before_final_norm=False,
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone'
+        ),
+    ),
+    neck=dict(
+        type='CPLNeck',
+        in_channels=(384, 768),
+        num_parts=2,
+        embed_dims=512,
+    ),
+    fpl_head=dict(
+        type='FPLHead',
+        num_classes=200,
+        in_channels=(384, 768),
+        feat_channels=768,
+        stage_strides=(16, 32),
+        num_train_parts=6,
+        num_test_parts=4,
+        crop_size=224,
+    ),
+    head=dict(
+        type='SCRIMHead',
+        num_classes=200,
+        in_channels=768,
+        part_channels=(384, 768),
+        num_parts=2,
+        fpl_channels=768,
+        num_fpl_parts=8,
+    ),
+)
+
+train_dataloader = dict(
+    batch_size=8,
+    sampler=dict(
+        _delete_=True,
+        type='SCRIMClassBalancedSampler',
+        num_classes_per_batch=4,
+        num_samples_per_class=2,
+    ),
+)
+
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
