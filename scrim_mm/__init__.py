@@ -5,7 +5,7 @@ Importing this package registers every module of the plugin (models, data
 samplers, checkpoint loader) into mmpretrain's and mmengine's registries.
 """
 
-from . import datasets, engine, models  # noqa: F401
+from . import apis, datasets, engine, models, visualization  # noqa: F401
 from .version import __version__, version_info
 
 __all__ = ['__version__', 'version_info']

@@ -4,6 +4,7 @@ from .checkpoint_loader import (
     mmengine_checkpoint_globals,
     register_checkpoint_loaders,
 )
+from .hooks import SCRIMRNGStateHook
 from .optim_wrappers import SCRIMCPUAmpOptimWrapper
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     'mmengine_checkpoint_globals',
     'register_checkpoint_loaders',
     'SCRIMCPUAmpOptimWrapper',
+    'SCRIMRNGStateHook',
 ]

@@ -4,6 +4,8 @@
 # class-balanced sampler in the training loader. The part-contrastive loss
 # needs several images of one class in a batch: each per-GPU batch of 8 is
 # P x K = 4 classes x 2 images. The per-GPU batch_size must stay P x K.
+# Configs that inherit this import the plugin (custom_imports) themselves:
+# mmengine refuses a key that two bases both set.
 _base_ = ['mmpretrain::_base_/datasets/cub_bs8_448.py']
 
 train_dataloader = dict(

@@ -13,8 +13,8 @@ _base_ = ['mmpretrain::_base_/schedules/cub_bs64.py']
 
 optim_wrapper = dict(
     paramwise_cfg=dict(
-        # Keys match parameter-name substrings, longest first, so
-        # 'fpl_head' and 'head' are both listed for clarity.
+        # A key applies to every parameter whose name contains it ('head'
+        # alone would also catch fpl_head.*); both are listed for clarity.
         custom_keys={
             'neck': dict(lr_mult=10.0),
             'fpl_head': dict(lr_mult=10.0),

@@ -6,6 +6,8 @@ import torch.nn as nn
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.profiler import record_function
+from torch.utils.checkpoint import checkpoint
 
 
 @MODELS.register_module()
@@ -22,6 +24,12 @@ class SCRIMClassifier(ImageClassifier):
     fusion head (:class:`SCRIMHead`) classifies the concatenation of the
     global feature, the CPL part vectors and the FPL part features.
 
+    The steps run inside ``torch.profiler.record_function`` ranges named
+    ``scrim/<part>`` (``backbone_full``, ``osme``, ``navigator``,
+    ``anchors_nms``, ``crops``, ``backbone_crops``, ``heads``, ``losses``);
+    ``tools/analysis/benchmark.py`` splits a step's time by them. Outside
+    a profiler they cost next to nothing.
+
     Args:
         backbone (dict): Any mmpretrain backbone returning two or more NCHW
             stage maps (e.g. ``ResNet`` with ``out_indices=(2, 3)``).
@@ -36,6 +44,14 @@ class SCRIMClassifier(ImageClassifier):
         data_preprocessor (dict, optional): Defaults to
             ``ClsDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
+        channels_last (bool): Store the 4-d weights and run the backbone
+            passes in the channels-last memory format (often faster with
+            cuDNN under AMP and with oneDNN on the CPU). Defaults to False.
+        fpl_with_cp (bool): Activation checkpointing of the crop
+            re-encoding pass in training: its activations are recomputed in
+            the backward pass instead of stored, which lowers peak memory
+            at the cost of one more forward pass of the crops. Batch-norm
+            statistics see the crops twice per step. Defaults to False.
     """
 
     def __init__(
@@ -48,6 +64,8 @@ class SCRIMClassifier(ImageClassifier):
         train_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
+        channels_last: bool = False,
+        fpl_with_cp: bool = False,
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -62,6 +80,10 @@ class SCRIMClassifier(ImageClassifier):
             fpl_head = MODELS.build(fpl_head)
         self.fpl_head = fpl_head
         self._check_fusion_sizes()
+        self.channels_last = bool(channels_last)
+        self.fpl_with_cp = bool(fpl_with_cp)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     @property
     def with_fpl(self) -> bool:
@@ -108,9 +130,34 @@ class SCRIMClassifier(ImageClassifier):
             backbone's last stage map on each crop.
         """
         b, s, n = boxes.shape[:3]
-        crops = self.fpl_head.crop(inputs, boxes)
-        last = self.backbone(crops)[-1]
-        return last.mean(dim=(2, 3)).view(b, s, n, -1)
+        with record_function('scrim/crops'):
+            crops = self._memory_format(self.fpl_head.crop(inputs, boxes))
+        with record_function('scrim/backbone_crops'):
+            if self.fpl_with_cp and self.training and torch.is_grad_enabled():
+                pooled = checkpoint(
+                    self._pooled_last, crops, use_reentrant=False
+                )
+            else:
+                pooled = self._pooled_last(crops)
+        return pooled.view(b, s, n, -1)
+
+    def _pooled_last(self, images: torch.Tensor) -> torch.Tensor:
+        """Global average of the backbone's last stage map, (N, C)."""
+        return self.backbone(images)[-1].mean(dim=(2, 3))
+
+    def _memory_format(self, images: torch.Tensor) -> torch.Tensor:
+        """The images in the memory format of the model."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _backbone_and_neck(self, inputs: torch.Tensor):
+        """Backbone on the full images, then the CPL necks."""
+        with record_function('scrim/backbone_full'):
+            feats = self.backbone(self._memory_format(inputs))
+        with record_function('scrim/osme'):
+            cpl_out = self.neck(feats)
+        return cpl_out
 
     def _forward_fpl(
         self, inputs: torch.Tensor, cpl_out
@@ -155,10 +202,9 @@ class SCRIMClassifier(ImageClassifier):
                 f'Invalid stage {stage!r}: expected "backbone", "neck" or '
                 '"pre_logits".'
             )
-        feats = self.backbone(inputs)
         if stage == 'backbone':
-            return feats
-        cpl_out = self.neck(feats)
+            return self.backbone(self._memory_format(inputs))
+        cpl_out = self._backbone_and_neck(inputs)
         if stage == 'neck':
             return cpl_out
         fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
@@ -184,9 +230,10 @@ class SCRIMClassifier(ImageClassifier):
             the predictions.
         """
         if mode == 'tensor':
-            cpl_out = self.neck(self.backbone(inputs))
+            cpl_out = self._backbone_and_neck(inputs)
             fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
-            return self.head(cpl_out, fpl_feats=fusion_feats)
+            with record_function('scrim/heads'):
+                return self.head(cpl_out, fpl_feats=fusion_feats)
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
@@ -208,17 +255,20 @@ class SCRIMClassifier(ImageClassifier):
             ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
             ``loss_teacher_<stage>`` and ``loss_rank_<stage>``.
         """
-        cpl_out = self.neck(self.backbone(inputs))
+        cpl_out = self._backbone_and_neck(inputs)
         _, scores, part_feats, fusion_feats = self._forward_fpl(
             inputs, cpl_out
         )
-        losses = self.head.loss(cpl_out, data_samples, fpl_feats=fusion_feats)
-        if self.with_fpl:
-            losses.update(
-                self.fpl_head.loss(
-                    part_feats, scores, self._labels(data_samples)
-                )
+        with record_function('scrim/losses'):
+            losses = self.head.loss(
+                cpl_out, data_samples, fpl_feats=fusion_feats
             )
+            if self.with_fpl:
+                losses.update(
+                    self.fpl_head.loss(
+                        part_feats, scores, self._labels(data_samples)
+                    )
+                )
         return losses
 
     def predict(
@@ -244,11 +294,12 @@ class SCRIMClassifier(ImageClassifier):
         Returns:
             List[DataSample]: One per image.
         """
-        cpl_out = self.neck(self.backbone(inputs))
+        cpl_out = self._backbone_and_neck(inputs)
         boxes, scores, _, fusion_feats = self._forward_fpl(inputs, cpl_out)
-        samples = self.head.predict(
-            cpl_out, data_samples, fpl_feats=fusion_feats
-        )
+        with record_function('scrim/heads'):
+            samples = self.head.predict(
+                cpl_out, data_samples, fpl_feats=fusion_feats
+            )
         if self.with_fpl:
             b, s, n = scores.shape
             stages = (

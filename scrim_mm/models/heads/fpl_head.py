@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
+from torch.profiler import record_function
 
 from ..utils import (
     Navigator,
@@ -310,17 +311,19 @@ class FPLHead(BaseModule):
                     f'{height}x{width} at stride {stride} needs '
                     f'{expected[0]}x{expected[1]}.'
                 )
-            all_scores = self.navigators[i](feat.detach())
+            with record_function('scrim/navigator'):
+                all_scores = self.navigators[i](feat.detach())
             if all_scores.shape[1] != anchors.shape[0]:
                 raise RuntimeError(
                     f'Stage {name}: {all_scores.shape[1]} navigator scores '
                     f'for {anchors.shape[0]} anchors.'
                 )
-            keep = batched_hard_nms(
-                anchors, all_scores, self.nms_iou, num_parts
-            )
-            boxes.append(anchors[keep])
-            scores.append(all_scores.gather(1, keep).float())
+            with record_function('scrim/anchors_nms'):
+                keep = batched_hard_nms(
+                    anchors, all_scores, self.nms_iou, num_parts
+                )
+                boxes.append(anchors[keep])
+                scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
 
     def crop(self, inputs: Tensor, boxes: Tensor) -> Tensor:
@@ -350,7 +353,8 @@ class FPLHead(BaseModule):
         Returns:
             Tensor: Part logits (B, S, N, num_classes).
         """
-        return self.teacher_fc(part_feats)
+        with record_function('scrim/heads'):
+            return self.teacher_fc(part_feats)
 
     def loss(
         self, part_feats: Tensor, scores: Tensor, labels: Tensor

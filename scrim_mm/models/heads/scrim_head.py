@@ -7,6 +7,7 @@ from mmpretrain.evaluation.metrics import Accuracy
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.profiler import record_function
 
 from ..necks.cpl_neck import CPLOutput
 
@@ -288,15 +289,18 @@ class SCRIMHead(ClsHead):
             ``'cpl_<stage>'`` (if the CPL classifiers are enabled).
         """
         self._check_inputs(feats, fpl_feats)
-        global_feat = self._global_feat(feats)
-        logits = {'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))}
-        if self.raw_fc is not None:
-            logits['raw'] = self.raw_fc(global_feat)
-        if self.cpl_fcs is not None:
-            for name, vecs, fc in zip(
-                self.stage_names, feats.part_vecs, self.cpl_fcs
-            ):
-                logits[f'cpl_{name}'] = fc(vecs.flatten(1))
+        with record_function('scrim/heads'):
+            global_feat = self._global_feat(feats)
+            logits = {
+                'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))
+            }
+            if self.raw_fc is not None:
+                logits['raw'] = self.raw_fc(global_feat)
+            if self.cpl_fcs is not None:
+                for name, vecs, fc in zip(
+                    self.stage_names, feats.part_vecs, self.cpl_fcs
+                ):
+                    logits[f'cpl_{name}'] = fc(vecs.flatten(1))
         return logits
 
     def loss(

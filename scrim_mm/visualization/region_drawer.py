@@ -1,0 +1,295 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Draw what SCRIM found in an image: FPL regions and CPL part attentions."""
+
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.visualization import Visualizer
+from mmpretrain.structures import DataSample
+
+from .box_mapping import boxes_to_original, input_region, input_view
+
+__all__ = ['draw_regions', 'STAGE_COLORS']
+
+#: One colour (RGB) per FPL / CPL stage, in stage order.
+STAGE_COLORS = (
+    (255, 140, 0),
+    (0, 190, 255),
+    (60, 220, 60),
+    (255, 60, 200),
+)
+
+_VISUALIZER_NAME = 'scrim_region_visualizer'
+
+
+def _visualizer() -> Visualizer:
+    """A private mmengine Visualizer (not the runner's)."""
+    return Visualizer.get_instance(_VISUALIZER_NAME)
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1:
+        return image
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    size = (round(image.shape[0] * scale), round(image.shape[1] * scale))
+    out = F.interpolate(t[None].float(), size=size, mode='bilinear')[0]
+    return out.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+
+def _stage_name(names: Sequence[str], index: int) -> str:
+    return names[index] if index < len(names) else f'stage {index}'
+
+
+def _rgb01(color: Sequence[int]) -> tuple:
+    return tuple(c / 255.0 for c in color)
+
+
+def _regions_panel(
+    image: np.ndarray, data_sample: DataSample, meta: Mapping, scale: float
+) -> tuple:
+    """Draw the boxes on the (rescaled) original image."""
+    vis = _visualizer()
+    vis.set_image(_resize(image, scale))
+    font = max(8, round(min(vis.width, vis.height) / 28))
+    region = input_region(meta)
+    ori_h, ori_w = image.shape[:2]
+    if (region[2] - region[0] < ori_w - 1) or (
+        region[3] - region[1] < ori_h - 1
+    ):
+        shown = region * scale
+        shown[0::2] = shown[0::2].clamp(0, vis.width - 1)
+        shown[1::2] = shown[1::2].clamp(0, vis.height - 1)
+        vis.draw_bboxes(
+            shown,
+            edge_colors=(255, 255, 255),
+            line_styles='--',
+            line_widths=1,
+        )
+    boxes = torch.zeros(0, 4)
+    scores = torch.zeros(0)
+    stages = torch.zeros(0, dtype=torch.long)
+    if 'pred_boxes' in data_sample:
+        boxes = boxes_to_original(data_sample.pred_boxes.cpu(), meta)
+        scores = data_sample.pred_box_scores.detach().float().cpu()
+        stages = data_sample.pred_box_stages.cpu().long()
+    if len(boxes):
+        colors = [
+            STAGE_COLORS[int(s) % len(STAGE_COLORS)] for s in stages.tolist()
+        ]
+        # mmengine warns for points on the right / bottom edge itself.
+        shown = boxes * scale
+        shown[:, 0::2] = shown[:, 0::2].clamp(0, vis.width - 1)
+        shown[:, 1::2] = shown[:, 1::2].clamp(0, vis.height - 1)
+        vis.draw_bboxes(shown, edge_colors=colors, line_widths=2)
+        vis.draw_texts(
+            [f'{float(s):.2f}' for s in scores],
+            positions=shown[:, :2],
+            colors=(0, 0, 0),
+            font_sizes=font,
+            bboxes=[
+                dict(facecolor=_rgb01(c), alpha=0.8, pad=1, edgecolor='none')
+                for c in colors
+            ],
+        )
+    return vis.get_image(), boxes, scores, stages.tolist()
+
+
+def _attention_panels(
+    image: np.ndarray,
+    meta: Mapping,
+    attention_maps: Sequence[torch.Tensor],
+    scale: float,
+) -> List[List[np.ndarray]]:
+    """One heat map over the network-input view per stage and part."""
+    view = _resize(input_view(image, meta), scale)
+    rows = []
+    for maps in attention_maps:
+        maps = maps.detach().float().cpu()
+        if maps.dim() != 3:
+            raise ValueError(
+                'attention_maps must hold one (P, H, W) map per stage, got '
+                f'shape {tuple(maps.shape)}.'
+            )
+        maps = F.interpolate(maps[None], size=view.shape[:2], mode='bilinear')[
+            0
+        ]
+        rows.append(
+            [
+                Visualizer.draw_featmap(
+                    m[None], overlaid_image=view, alpha=0.5
+                )
+                for m in maps
+            ]
+        )
+    return rows
+
+
+def _title(data_sample: DataSample, classes: Optional[Sequence[str]]) -> tuple:
+    """The predicted (and, if known, true) class for the figure title."""
+
+    def name(label: int) -> str:
+        if classes is not None and 0 <= label < len(classes):
+            return str(classes[label])
+        return f'class {label}'
+
+    label, score = None, None
+    parts = []
+    if 'pred_score' in data_sample:
+        score = float(data_sample.pred_score.max())
+        label = int(data_sample.pred_score.argmax())
+        parts.append(f'prediction: {name(label)} ({score:.2f})')
+    if 'gt_label' in data_sample and data_sample.gt_label.numel():
+        parts.append(f'truth: {name(int(data_sample.gt_label[0]))}')
+    return '   '.join(parts), label, score
+
+
+def draw_regions(
+    image: np.ndarray,
+    data_sample: DataSample,
+    classes: Optional[Sequence[str]] = None,
+    stage_names: Sequence[str] = ('s3', 's4'),
+    attention_maps: Optional[Sequence[torch.Tensor]] = None,
+    attention_stage_names: Optional[Sequence[str]] = None,
+    out_file: Optional[str] = None,
+    display_size: int = 320,
+    metainfo: Optional[Mapping] = None,
+) -> Dict:
+    """Picture of one prediction of SCRIM on its original image.
+
+    Left, the original image with the selected FPL regions of every stage
+    (one colour per stage, :data:`STAGE_COLORS`), the navigator score in the
+    top-left corner of each box and, dashed, the part of the image the
+    network input shows (when the test pipeline cropped). Right, one row
+    per CPL stage: the part-attention maps (``CPLNeck.attention_maps``) as
+    heat maps over the network-input view. The title holds the predicted
+    class with its score (and the true class when the sample has one).
+
+    Boxes are mapped from network-input pixels to the original image with
+    the sample's metainfo (see :mod:`scrim_mm.visualization.box_mapping`).
+    The boxes, scores and heat maps are drawn with mmengine's
+    :class:`~mmengine.visualization.Visualizer`; matplotlib lays them out.
+
+    Args:
+        image (np.ndarray): The original image, RGB, uint8, (H, W, 3), of
+            the sample's ``ori_shape``.
+        data_sample (DataSample): A prediction of SCRIM: ``pred_score`` and,
+            with an FPL head, ``pred_boxes`` (network-input pixels),
+            ``pred_box_scores`` and ``pred_box_stages``; its metainfo with
+            ``ori_shape``, ``img_shape`` and (after a resize)
+            ``scale_factor``.
+        classes (Sequence[str], optional): Class names for the title.
+            Defaults to None (class indices).
+        stage_names (Sequence[str]): Names of the FPL stages, indexed by
+            ``pred_box_stages``. Defaults to ``('s3', 's4')``.
+        attention_maps (Sequence[torch.Tensor], optional): One (P, H_s, W_s)
+            map per CPL stage for this sample; by default the sample's
+            ``part_attentions`` field if any, else no heat maps.
+        attention_stage_names (Sequence[str], optional): Names of the CPL
+            stages. Defaults to ``stage_names``.
+        out_file (str, optional): Write the picture to this PNG file
+            (folders are created). Defaults to None.
+        display_size (int): Images whose shorter side is smaller are drawn
+            enlarged to it (boxes and text stay legible). Defaults to 320.
+        metainfo (Mapping, optional): Use this instead of the sample's
+            metainfo to map boxes and attentions. Defaults to None.
+
+    Returns:
+        dict: ``boxes`` (N, 4) drawn, in original-image pixels;
+        ``scores`` (N,) their navigator scores; ``stages`` (N,) their stage
+        names; ``pred_label`` and ``pred_score`` (None without a
+        prediction); ``num_heatmaps``; ``image`` the picture (RGB uint8).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            'draw_regions expects an RGB uint8 image of shape (H, W, 3), '
+            f'got {image.dtype} {image.shape}.'
+        )
+    if attention_maps is None:
+        attention_maps = data_sample.get('part_attentions', None) or ()
+    if attention_stage_names is None:
+        attention_stage_names = stage_names
+    scale = max(1.0, display_size / min(image.shape[:2]))
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    if metainfo is None:
+        metainfo = data_sample.metainfo
+    main, boxes, scores, stages = _regions_panel(
+        image, data_sample, metainfo, scale
+    )
+    heat_rows = _attention_panels(image, metainfo, attention_maps, scale)
+    title, label, score = _title(data_sample, classes)
+
+    num_cols = max([len(row) for row in heat_rows], default=0)
+    num_rows = max(1, len(heat_rows))
+    panel = 3.0  # inches per heat map
+    main_w = panel * num_rows * main.shape[1] / main.shape[0]
+    fig = Figure(
+        figsize=(main_w + panel * num_cols + 0.4, panel * num_rows + 0.9),
+        dpi=100,
+    )
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(
+        num_rows,
+        1 + num_cols,
+        width_ratios=[main_w] + [panel] * num_cols,
+        left=0.01,
+        right=0.99,
+        bottom=0.08,
+        top=0.88,
+        wspace=0.05,
+        hspace=0.12,
+    )
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(main)
+    ax.set_axis_off()
+    ax.set_title('FPL regions (navigator score)', fontsize=10)
+    drawn = sorted(set(stages))
+    if drawn:
+        ax.legend(
+            handles=[
+                Patch(
+                    edgecolor=_rgb01(STAGE_COLORS[s % len(STAGE_COLORS)]),
+                    facecolor='none',
+                    label=f'FPL {_stage_name(stage_names, s)}',
+                )
+                for s in drawn
+            ],
+            loc='upper center',
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=len(drawn),
+            fontsize=9,
+            frameon=False,
+        )
+    for r, row in enumerate(heat_rows):
+        for c, heat in enumerate(row):
+            hax = fig.add_subplot(grid[r, 1 + c])
+            hax.imshow(heat)
+            hax.set_axis_off()
+            hax.set_title(
+                f'CPL {_stage_name(attention_stage_names, r)} part {c + 1}',
+                fontsize=10,
+            )
+    fig.suptitle(title, fontsize=12)
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    if out_file is not None:
+        folder = osp.dirname(out_file)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fig.savefig(out_file, dpi=100)
+    return dict(
+        boxes=boxes,
+        scores=scores,
+        stages=[_stage_name(stage_names, s) for s in stages],
+        pred_label=label,
+        pred_score=score,
+        num_heatmaps=sum(len(row) for row in heat_rows),
+        image=picture,
+    )

@@ -1,0 +1,1 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.

@@ -1,0 +1,143 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Helpers shared by the config tests (paths, tools, small pipelines)."""
+
+import copy
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import List, Sequence
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO / 'configs'
+SCRIM_CONFIG_DIR = CONFIG_DIR / 'scrim'
+METAFILE = SCRIM_CONFIG_DIR / 'metafile.yml'
+
+# Demo data written per layout: 4 classes is the P of the configs'
+# class-balanced sampler (4 classes x 2 images per batch).
+DEMO = dict(num_classes=4, train_per_class=4, test_per_class=2, img_size=64)
+# layout of make_demo_dataset -> (mmpretrain class, dataset base config)
+LAYOUTS = {
+    'cub': ('CUB', 'scrim_cub_448.py'),
+    'cars': ('StanfordCars', 'scrim_cars_448.py'),
+    'aircraft': ('FGVCAircraft', 'scrim_aircraft_448.py'),
+}
+# The three recipes: config stem -> (layout, data_root, num_classes).
+RECIPES = {
+    'scrim_r50_cub': ('cub', 'data/CUB_200_2011', 200),
+    'scrim_r50_cars': ('cars', 'data/stanfordcars', 196),
+    'scrim_r50_aircraft': ('aircraft', 'data/fgvc-aircraft-2013b', 100),
+}
+SCRIM_LOSSES = {
+    'loss_fused',
+    'loss_raw',
+    'loss_cpl_s3',
+    'loss_cpl_s4',
+    'loss_contrast_s3',
+    'loss_contrast_s4',
+    'loss_teacher_s3',
+    'loss_teacher_s4',
+    'loss_rank_s3',
+    'loss_rank_s4',
+}
+CPL_ONLY_LOSSES = {
+    'loss_fused',
+    'loss_raw',
+    'loss_cpl_s3',
+    'loss_cpl_s4',
+    'loss_contrast_s3',
+    'loss_contrast_s4',
+}
+
+
+def load_script(rel_path: str, name: str) -> ModuleType:
+    """Import a script of the repository (e.g. ``tools/train.py``).
+
+    Args:
+        rel_path (str): Path relative to the repository root.
+        name (str): Module name to give it.
+
+    Returns:
+        ModuleType: The imported module.
+    """
+    spec = importlib.util.spec_from_file_location(name, REPO / rel_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metafile_models() -> dict:
+    """The ``Models`` of ``configs/scrim/metafile.yml`` by name."""
+    with open(METAFILE, encoding='utf-8') as f:
+        meta = yaml.safe_load(f)
+    return {m['Name']: m for m in meta['Models']}
+
+
+def mmpretrain_weights(metafile: str, name: str) -> str:
+    """The ``Weights`` address of a model in an mmpretrain metafile.
+
+    Args:
+        metafile (str): Path under mmpretrain's ``.mim/configs``.
+        name (str): The model name.
+
+    Returns:
+        str: Its checkpoint address.
+    """
+    import mmpretrain
+
+    path = Path(mmpretrain.__file__).parent / '.mim' / 'configs' / metafile
+    with open(path, encoding='utf-8') as f:
+        meta = yaml.safe_load(f)
+    for model in meta['Models']:
+        if model['Name'] == name:
+            return model['Weights']
+    raise KeyError(f'{name} is not in {path}')
+
+
+def header_batch(config: Path) -> tuple:
+    """Read ``G GPUs x N images = T`` from a config's top comment.
+
+    Args:
+        config (Path): The config file.
+
+    Returns:
+        tuple: ``(gpus, per_gpu, total)`` as ints.
+    """
+    text = config.read_text(encoding='utf-8')
+    header = '\n'.join(
+        line for line in text.splitlines() if line.startswith('#')
+    )
+    found = re.search(
+        r'(\d+) GPUs x (\d+) images = (?:total batch )?(\d+)', header
+    )
+    if found is None:
+        raise AssertionError(
+            f'{config}: the top comment does not say "G GPUs x N images '
+            '= T".'
+        )
+    return tuple(int(v) for v in found.groups())
+
+
+def shrink_pipeline(
+    pipeline: Sequence[dict], resize: int = 80, crop: int = 64
+) -> List[dict]:
+    """The same transforms with small sizes.
+
+    Args:
+        pipeline (Sequence[dict]): A data pipeline config.
+        resize (int): Size for ``Resize``. Defaults to 80.
+        crop (int): Size for ``RandomCrop`` / ``CenterCrop``.
+            Defaults to 64.
+
+    Returns:
+        list[dict]: A copy with the sizes replaced.
+    """
+    out = copy.deepcopy(list(pipeline))
+    for step in out:
+        if step['type'] == 'Resize':
+            step['scale'] = resize
+        elif step['type'] in ('RandomCrop', 'CenterCrop'):
+            step['crop_size'] = crop
+    return out

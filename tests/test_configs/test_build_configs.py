@@ -1,0 +1,135 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Every config loads, builds its model and runs a loss and a predict step.
+
+The real architectures are kept; only what sets the compute is shrunk:
+64 px inputs, batch 2, 32 px FPL crops. Nothing is downloaded: pretrained
+``init_cfg`` are removed and the weights are never initialised from files.
+"""
+
+import math
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ._shared import (
+    CONFIG_DIR,
+    CPL_ONLY_LOSSES,
+    SCRIM_CONFIG_DIR,
+    SCRIM_LOSSES,
+    metafile_models,
+)
+
+ALL_CONFIGS = sorted(CONFIG_DIR.rglob('*.py'))
+MODEL_CONFIGS = sorted(SCRIM_CONFIG_DIR.glob('*.py'))
+IMG = 64
+BATCH = 2
+
+
+def _rel(path) -> str:
+    return str(path.relative_to(CONFIG_DIR))
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=_rel)
+def test_config_loads(path):
+    cfg = Config.fromfile(str(path))
+    if path.parent == SCRIM_CONFIG_DIR:
+        # A complete config: the plugin is imported and the scope set.
+        assert cfg.custom_imports == dict(
+            imports=['scrim_mm'], allow_failed_imports=False
+        )
+        assert cfg.default_scope == 'mmpretrain'
+        for loader in ('train_dataloader', 'val_dataloader'):
+            assert cfg[loader].dataset.type in (
+                'CUB',
+                'StanfordCars',
+                'FGVCAircraft',
+            )
+
+
+def _small_model_cfg(cfg: Config) -> dict:
+    """The model config, unchanged but for inputs, crops and weights."""
+    model = cfg.model
+    model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
+    model.backbone.init_cfg = None
+    model.pop('init_cfg', None)
+    if model.backbone.type == 'SwinTransformer':
+        # Swin-L's 12x12 windows need 384 px; padding the small maps to
+        # the window lets the same network (same weights, same window
+        # size) run on a 64 px input.
+        model.backbone.pad_small_map = True
+    if model.get('fpl_head'):
+        model.fpl_head.crop_size = 32
+    return model
+
+
+def _num_classes(cfg: Config) -> int:
+    sizes = {cfg.model.head.num_classes}
+    if cfg.model.get('fpl_head'):
+        sizes.add(cfg.model.fpl_head.num_classes)
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor'
+    )
+    sizes.add(preprocessor.num_classes)
+    classes = cfg.train_dataloader.dataset.get('classes')
+    if classes is not None:
+        sizes.add(len(classes))
+    assert len(sizes) == 1, f'num_classes disagree: {sizes}'
+    return sizes.pop()
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS, ids=_rel)
+def test_config_builds_and_runs(path):
+    cfg = Config.fromfile(str(path))
+    num_classes = _num_classes(cfg)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(_small_model_cfg(cfg))
+
+    # The metafile's parameter count is that of the built model.
+    meta = metafile_models()[path.stem]
+    num_params = sum(p.numel() for p in model.parameters())
+    assert meta['Metadata']['Parameters'] == num_params
+
+    label = num_classes - 1
+    data = dict(
+        inputs=[
+            torch.randint(0, 256, (3, IMG, IMG), dtype=torch.uint8)
+            for _ in range(BATCH)
+        ],
+        data_samples=[DataSample().set_gt_label(label) for _ in range(BATCH)],
+    )
+    # SCRIMHead and FPLHead check the channels (and the FPL strides) of
+    # the stage maps against their config: a wrong channel count or stage
+    # of a config fails here.
+    model.train()
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    is_scrim = cfg.model.type == 'SCRIMClassifier'
+    assert set(losses) == (SCRIM_LOSSES if is_scrim else CPL_ONLY_LOSSES)
+    for key, value in losses.items():
+        assert math.isfinite(float(value.detach())), key
+
+    model.eval()
+    with torch.no_grad():
+        batch = model.data_preprocessor(data, training=False)
+        preds = model(**batch, mode='predict')
+    assert len(preds) == BATCH
+    for pred in preds:
+        assert pred.pred_score.shape == (num_classes,)
+        torch.testing.assert_close(
+            pred.pred_score.sum(), torch.tensor(1.0), atol=1e-4, rtol=0
+        )
+        if is_scrim:
+            fpl = cfg.model.fpl_head
+            num_boxes = len(fpl.get('stage_names', ('s3', 's4'))) * (
+                fpl.num_test_parts
+            )
+            assert pred.pred_boxes.shape == (num_boxes, 4)
+            assert pred.pred_boxes.min() >= 0
+            assert pred.pred_boxes.max() <= IMG
+        else:
+            assert 'pred_boxes' not in pred
