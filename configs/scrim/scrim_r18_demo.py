@@ -10,8 +10,10 @@ num_classes = 4
 img_size = 96
 data_root = 'data/demo_cub'
 classes = [
-    'Black_footed_Albatross', 'Laysan_Albatross', 'Sooty_Albatross',
-    'Groove_billed_Ani'
+    'Black_footed_Albatross',
+    'Laysan_Albatross',
+    'Sooty_Albatross',
+    'Groove_billed_Ani',
 ]
 
 model = dict(
@@ -20,7 +22,8 @@ model = dict(
         num_classes=num_classes,
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        to_rgb=True),
+        to_rgb=True,
+    ),
     backbone=dict(type='ResNet', depth=18, out_indices=(2, 3)),
     neck=dict(
         type='CPLNeck',
@@ -28,7 +31,8 @@ model = dict(
         num_parts=2,
         reduction=16,
         embed_dims=128,
-        stage_names=('s3', 's4')),
+        stage_names=('s3', 's4'),
+    ),
     fpl_head=dict(
         type='FPLHead',
         num_classes=num_classes,
@@ -38,7 +42,8 @@ model = dict(
         num_train_parts=4,
         num_test_parts=2,
         crop_size=48,
-        stage_names=('s3', 's4')),
+        stage_names=('s3', 's4'),
+    ),
     head=dict(
         type='SCRIMHead',
         num_classes=num_classes,
@@ -47,7 +52,9 @@ model = dict(
         num_parts=2,
         fpl_channels=512,
         num_fpl_parts=4,
-        stage_names=('s3', 's4')))
+        stage_names=('s3', 's4'),
+    ),
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -69,12 +76,15 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         classes=classes,
-        pipeline=train_pipeline),
+        pipeline=train_pipeline,
+    ),
     # 4 classes x 2 images: the part-contrastive loss needs positives.
     sampler=dict(
         type='SCRIMClassBalancedSampler',
         num_classes_per_batch=4,
-        num_samples_per_class=2))
+        num_samples_per_class=2,
+    ),
+)
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
@@ -83,9 +93,11 @@ val_dataloader = dict(
         data_root=data_root,
         split='test',
         classes=classes,
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+        pipeline=test_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+val_evaluator = dict(type='Accuracy', topk=(1,))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
@@ -93,10 +105,17 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
     # The navigators' hinge ranking loss can run away early in training
     # from scratch; clipping keeps every loss finite (see README).
-    clip_grad=dict(max_norm=5.0))
+    clip_grad=dict(max_norm=5.0),
+)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True,
+    ),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, T_max=11, end=12),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=12, val_interval=4)
@@ -105,5 +124,6 @@ test_cfg = dict()
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1),
+)
 randomness = dict(seed=0)

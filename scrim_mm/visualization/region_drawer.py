@@ -139,8 +139,9 @@ def _title(data_sample: DataSample, classes: Optional[Sequence[str]]) -> tuple:
     label, score = None, None
     parts = []
     if 'pred_score' in data_sample:
-        score = float(data_sample.pred_score.max())
-        label = int(data_sample.pred_score.argmax())
+        pred_score = data_sample.pred_score.detach()
+        score = float(pred_score.max())
+        label = int(pred_score.argmax())
         parts.append(f'prediction: {name(label)} ({score:.2f})')
     if 'gt_label' in data_sample and data_sample.gt_label.numel():
         parts.append(f'truth: {name(int(data_sample.gt_label[0]))}')
