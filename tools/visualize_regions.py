@@ -5,6 +5,7 @@ Usage::
 
     python tools/visualize_regions.py CONFIG CHECKPOINT IMAGE_OR_FOLDER
         --out-dir DIR [--device cpu] [--batch-size 8] [--display-size 320]
+        [--palette]
 
 Writes ``DIR/<image stem>.png`` per image (a folder is searched
 recursively): the selected FPL regions of both stages on the original image
@@ -55,7 +56,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--display-size',
         type=int,
         default=320,
-        help='enlarge smaller images to this shorter side for drawing',
+        help='shorter side (pixels) the images are drawn at',
+    )
+    parser.add_argument(
+        '--palette',
+        action='store_true',
+        help='write 256-colour PNGs (several times smaller)',
     )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -86,6 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         batch_size=args.batch_size,
         show_dir=args.out_dir,
         display_size=args.display_size,
+        palette=args.palette,
         topk=1,
     )
     for result in results:

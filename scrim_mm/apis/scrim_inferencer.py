@@ -57,7 +57,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
         >>> result['pred_class'], result['topk'], result['regions']
     """
 
-    visualize_kwargs: set = {'show_dir', 'display_size'}
+    visualize_kwargs: set = {'show_dir', 'display_size', 'palette'}
     postprocess_kwargs: set = {'topk'}
 
     def __init__(
@@ -134,6 +134,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
         preds: List[DataSample],
         show_dir: Optional[str] = None,
         display_size: int = 320,
+        palette: bool = False,
     ) -> Optional[List[Dict]]:
         """Write one picture of the regions per image into ``show_dir``.
 
@@ -143,6 +144,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
             show_dir (str, optional): The folder; None draws nothing.
                 Defaults to None.
             display_size (int): See :func:`draw_regions`. Defaults to 320.
+            palette (bool): See :func:`draw_regions`. Defaults to False.
 
         Returns:
             list[dict] | None: What :func:`draw_regions` returns per image,
@@ -173,6 +175,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
                 ),
                 out_file=out_file,
                 display_size=display_size,
+                palette=palette,
             )
             info.pop('image')
             info['out_file'] = out_file

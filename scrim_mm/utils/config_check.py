@@ -603,6 +603,11 @@ def check_config(
         )
     model_cfg = cfg.get('model') or {}
     counts = _model_num_classes(model_cfg)
+    # The Runner gives a model without its own preprocessor the top-level
+    # one (mmpretrain's dataset configs set it).
+    top = cfg.get('data_preprocessor') or {}
+    if not model_cfg.get('data_preprocessor') and top.get('num_classes'):
+        counts['data_preprocessor.num_classes'] = top['num_classes']
     if len(set(counts.values())) > 1:
         listed = ', '.join(f'{k}={v}' for k, v in counts.items())
         raise ValueError(

@@ -3,13 +3,14 @@
 
 import os
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.visualization import Visualizer
 from mmpretrain.structures import DataSample
+from PIL import Image
 
 from .box_mapping import boxes_to_original, input_region, input_view
 
@@ -31,13 +32,18 @@ def _visualizer() -> Visualizer:
     return Visualizer.get_instance(_VISUALIZER_NAME)
 
 
-def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+def _resize(image: np.ndarray, size: int) -> Tuple[np.ndarray, float]:
+    """Rescale an RGB image so that its shorter side is ``size``."""
+    scale = size / min(image.shape[:2])
     if scale == 1:
-        return image
+        return image, scale
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    size = (round(image.shape[0] * scale), round(image.shape[1] * scale))
-    out = F.interpolate(t[None].float(), size=size, mode='bilinear')[0]
-    return out.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
+    out = F.interpolate(
+        t[None].float(), size=shape, mode='bilinear', antialias=scale < 1
+    )[0]
+    out = out.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    return out, scale
 
 
 def _stage_name(names: Sequence[str], index: int) -> str:
@@ -48,12 +54,26 @@ def _rgb01(color: Sequence[int]) -> tuple:
     return tuple(c / 255.0 for c in color)
 
 
+def _label_positions(corners: torch.Tensor, font: int) -> torch.Tensor:
+    """Move score labels down until they do not cover earlier ones."""
+    placed: List[Tuple[float, float]] = []
+    for x, y in corners.tolist():
+        while any(
+            abs(x - px) < 2.6 * font and abs(y - py) < 1.4 * font
+            for px, py in placed
+        ):
+            y += 1.4 * font
+        placed.append((x, y))
+    return torch.tensor(placed)
+
+
 def _regions_panel(
-    image: np.ndarray, data_sample: DataSample, meta: Mapping, scale: float
+    image: np.ndarray, data_sample: DataSample, meta: Mapping, size: int
 ) -> tuple:
     """Draw the boxes on the (rescaled) original image."""
     vis = _visualizer()
-    vis.set_image(_resize(image, scale))
+    shown_image, scale = _resize(image, size)
+    vis.set_image(shown_image)
     font = max(8, round(min(vis.width, vis.height) / 28))
     region = input_region(meta)
     ori_h, ori_w = image.shape[:2]
@@ -87,7 +107,7 @@ def _regions_panel(
         vis.draw_bboxes(shown, edge_colors=colors, line_widths=2)
         vis.draw_texts(
             [f'{float(s):.2f}' for s in scores],
-            positions=shown[:, :2],
+            positions=_label_positions(shown[:, :2], font),
             colors=(0, 0, 0),
             font_sizes=font,
             bboxes=[
@@ -102,10 +122,10 @@ def _attention_panels(
     image: np.ndarray,
     meta: Mapping,
     attention_maps: Sequence[torch.Tensor],
-    scale: float,
+    size: int,
 ) -> List[List[np.ndarray]]:
     """One heat map over the network-input view per stage and part."""
-    view = _resize(input_view(image, meta), scale)
+    view = _resize(input_view(image, meta), size)[0]
     rows = []
     for maps in attention_maps:
         maps = maps.detach().float().cpu()
@@ -158,6 +178,7 @@ def draw_regions(
     out_file: Optional[str] = None,
     display_size: int = 320,
     metainfo: Optional[Mapping] = None,
+    palette: bool = False,
 ) -> Dict:
     """Picture of one prediction of SCRIM on its original image.
 
@@ -193,10 +214,14 @@ def draw_regions(
             stages. Defaults to ``stage_names``.
         out_file (str, optional): Write the picture to this PNG file
             (folders are created). Defaults to None.
-        display_size (int): Images whose shorter side is smaller are drawn
-            enlarged to it (boxes and text stay legible). Defaults to 320.
+        display_size (int): The image and the network-input view are drawn
+            rescaled to this shorter side, so that boxes and text look the
+            same on small and large images. Defaults to 320.
         metainfo (Mapping, optional): Use this instead of the sample's
             metainfo to map boxes and attentions. Defaults to None.
+        palette (bool): Write a 256-colour PNG, several times smaller
+            (e.g. for a whole test set), with some colour banding.
+            Defaults to False.
 
     Returns:
         dict: ``boxes`` (N, 4) drawn, in original-image pixels;
@@ -213,7 +238,10 @@ def draw_regions(
         attention_maps = data_sample.get('part_attentions', None) or ()
     if attention_stage_names is None:
         attention_stage_names = stage_names
-    scale = max(1.0, display_size / min(image.shape[:2]))
+    if display_size < 16:
+        raise ValueError(
+            f'display_size={display_size}: expected at least 16 pixels.'
+        )
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -222,34 +250,34 @@ def draw_regions(
     if metainfo is None:
         metainfo = data_sample.metainfo
     main, boxes, scores, stages = _regions_panel(
-        image, data_sample, metainfo, scale
+        image, data_sample, metainfo, display_size
     )
-    heat_rows = _attention_panels(image, metainfo, attention_maps, scale)
+    heat_rows = _attention_panels(
+        image, metainfo, attention_maps, display_size
+    )
     title, label, score = _title(data_sample, classes)
 
     num_cols = max([len(row) for row in heat_rows], default=0)
     num_rows = max(1, len(heat_rows))
-    panel = 3.0  # inches per heat map
-    main_w = panel * num_rows * main.shape[1] / main.shape[0]
-    fig = Figure(
-        figsize=(main_w + panel * num_cols + 0.4, panel * num_rows + 0.9),
-        dpi=100,
-    )
+    # Layout in inches; at 100 dpi the panels show the images 1:1.
+    panel, pad, gap = display_size / 100, 0.15, 0.15
+    title_h, label_h, legend_h = 0.55, 0.3, 0.4
+    main_h = num_rows * panel + (num_rows - 1) * label_h
+    main_w = main_h * main.shape[1] / main.shape[0]
+    width = 2 * pad + main_w + num_cols * (gap + panel)
+    height = legend_h + main_h + label_h + title_h
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(
-        num_rows,
-        1 + num_cols,
-        width_ratios=[main_w] + [panel] * num_cols,
-        left=0.01,
-        right=0.99,
-        bottom=0.08,
-        top=0.88,
-        wspace=0.05,
-        hspace=0.12,
-    )
-    ax = fig.add_subplot(grid[:, 0])
+
+    def axes(left: float, bottom: float, w: float, h: float):
+        ax = fig.add_axes(
+            (left / width, bottom / height, w / width, h / height)
+        )
+        ax.set_axis_off()
+        return ax
+
+    ax = axes(pad, legend_h, main_w, main_h)
     ax.imshow(main)
-    ax.set_axis_off()
     ax.set_title('FPL regions (navigator score)', fontsize=10)
     drawn = sorted(set(stages))
     if drawn:
@@ -269,22 +297,28 @@ def draw_regions(
             frameon=False,
         )
     for r, row in enumerate(heat_rows):
+        bottom = legend_h + (num_rows - 1 - r) * (panel + label_h)
         for c, heat in enumerate(row):
-            hax = fig.add_subplot(grid[r, 1 + c])
+            hax = axes(
+                pad + main_w + gap + c * (gap + panel), bottom, panel, panel
+            )
             hax.imshow(heat)
-            hax.set_axis_off()
             hax.set_title(
                 f'CPL {_stage_name(attention_stage_names, r)} part {c + 1}',
                 fontsize=10,
             )
     fig.suptitle(title, fontsize=12)
+    # Render once; the PNG is written from the same pixels.
     fig.canvas.draw()
     picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     if out_file is not None:
         folder = osp.dirname(out_file)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        fig.savefig(out_file, dpi=100)
+        png = Image.fromarray(picture)
+        if palette:
+            png = png.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        png.save(out_file, format='PNG', optimize=palette)
     return dict(
         boxes=boxes,
         scores=scores,

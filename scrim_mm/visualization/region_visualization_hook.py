@@ -39,14 +39,20 @@ class SCRIMRegionVisualizationHook(Hook):
             ``VisualizationHook``).
         interval (int): Draw every ``interval``-th test image.
             Defaults to 1.
-        display_size (int): Shorter side the pictures enlarge small images
-            to. Defaults to 320.
+        display_size (int): Shorter side the image and the network-input
+            view are drawn at. Defaults to 320.
+        palette (bool): Write 256-colour PNGs (several times smaller).
+            Defaults to False.
     """
 
     priority = 'LOW'
 
     def __init__(
-        self, out_dir: str, interval: int = 1, display_size: int = 320
+        self,
+        out_dir: str,
+        interval: int = 1,
+        display_size: int = 320,
+        palette: bool = False,
     ) -> None:
         if not out_dir:
             raise ValueError(
@@ -61,6 +67,7 @@ class SCRIMRegionVisualizationHook(Hook):
         self.out_dir = out_dir
         self.interval = int(interval)
         self.display_size = display_size
+        self.palette = palette
         self._recorder: Optional[SCRIMAttentionRecorder] = None
         self._index = 0
         self._classes = None
@@ -131,6 +138,7 @@ class SCRIMRegionVisualizationHook(Hook):
                 metainfo=meta,
                 out_file=osp.join(self.out_dir, f'{stem}.png'),
                 display_size=self.display_size,
+                palette=self.palette,
             )
 
     def after_test(self, runner) -> None:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / 'configs' / 'scrim' / 'scrim_r18_demo.py')
 NUM_CLASSES = 4
 TRAIN_PER_CLASS = 4
-TEST_PER_CLASS = 2
+TEST_PER_CLASS = 1
 
 _RUN: Optional[Dict] = None
 

@@ -7,8 +7,13 @@ import os.path as osp
 import pytest
 from PIL import Image
 
+from tests.test_apis.demo_run import (
+    NUM_CLASSES,
+    TEST_PER_CLASS,
+    TRAIN_PER_CLASS,
+    load_script,
+)
 from tests.test_apis.demo_run import demo_run as _demo_run
-from tests.test_apis.demo_run import load_script
 
 infer_tool = load_script('tools/infer.py', 'h6_infer_tool')
 
@@ -40,7 +45,7 @@ def test_infer_folder_to_json(demo_run, tmp_path, capsys):
         results = json.load(f)
     assert results == returned
     # Every image of the data set (train and test), found recursively.
-    assert len(results) == 4 * (4 + 2)
+    assert len(results) == NUM_CLASSES * (TRAIN_PER_CLASS + TEST_PER_CLASS)
     printed = capsys.readouterr().out
     for result in results:
         assert {

@@ -156,6 +156,8 @@ def test_draw_regions(tmp_path):
     bare = draw_regions(image, _sample(with_boxes=False))
     assert len(bare['boxes']) == 0 and bare['num_heatmaps'] == 0
     assert bare['image'].shape[1] < info['image'].shape[1]
+    with pytest.raises(ValueError, match='display_size=8'):
+        draw_regions(image, sample, display_size=8)
     with pytest.raises(ValueError, match='RGB uint8'):
         draw_regions(image.astype(np.float32), sample)
     with pytest.raises(ValueError, match=r'\(P, H, W\)'):
@@ -182,8 +184,7 @@ def test_attention_recorder_on_demo_model(demo_run):
 
 
 def test_visualize_regions_tool(demo_run, tmp_path):
-    images = demo_run['test_images'][:2]
-    folder = osp.dirname(images[0])
+    folder = osp.dirname(demo_run['test_images'][0])
     results = visualize_tool.main(
         [
             demo_run['config'],
