@@ -10,6 +10,7 @@ mmcv comes through an extra so that a full mmcv that a user already has
 """
 
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
 
@@ -31,6 +32,26 @@ def read_version() -> str:
     return scope['__version__']
 
 
+def add_mim_extension() -> None:
+    """Ship ``configs/`` inside the package as ``scrim_mm/.mim/configs``.
+
+    mmpretrain does the same for its own configs: after a regular (not
+    editable) install there is no repository next to the package, and the
+    model names of ``configs/scrim/metafile.yml`` (``get_model(
+    'scrim_r50_cub')``) must still find their config files. The copy is
+    git-ignored.
+    """
+    src = osp.join(HERE, 'configs')
+    dst = osp.join(HERE, 'scrim_mm', '.mim', 'configs')
+    if not osp.isdir(src):  # building from an sdist that already has it
+        return
+    if osp.isdir(dst):
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+
+
+add_mim_extension()
+
 with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
 
@@ -44,6 +65,9 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(include=['scrim_mm', 'scrim_mm.*']),
     include_package_data=True,
+    package_data={
+        'scrim_mm': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml']
+    },
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'lite': read_requirements('lite.txt'),

@@ -2,7 +2,12 @@
 """scrim-mm: SCRIM fine-grained recognition as an mmpretrain plugin.
 
 Importing this package registers every module of the plugin (models, data
-samplers, checkpoint loader) into mmpretrain's and mmengine's registries.
+samplers, transforms, hooks, optimizer wrappers) into mmpretrain's
+registries, wraps mmengine's checkpoint loaders (see
+:mod:`scrim_mm.engine.checkpoint_loader`) and adds the SCRIM configs of
+``configs/scrim/metafile.yml`` to mmpretrain's model index, so that
+``mmpretrain.apis.list_models('scrim*')`` and ``get_model('scrim_r50_cub')``
+find them.
 """
 
 from . import apis, datasets, engine, models, visualization  # noqa: F401

@@ -14,6 +14,7 @@ from ..visualization import (
     SCRIMAttentionRecorder,
     boxes_to_original,
     draw_regions,
+    stage_name,
 )
 from .model import get_scrim_model
 
@@ -79,7 +80,12 @@ class SCRIMInferencer(ImageClassificationInferencer):
             model, pretrained=pretrained, device=device, classes=classes
         )
         fpl = getattr(self.model, 'fpl_head', None)
+        neck = getattr(self.model, 'neck', None)
+        #: Stage names of the FPL regions and of the CPL attentions.
         self.stage_names = tuple(getattr(fpl, 'stage_names', ()))
+        self.attention_stage_names = tuple(
+            getattr(neck, 'stage_names', self.stage_names)
+        )
 
     def preprocess(self, inputs: List, batch_size: int = 1):
         """Load and transform the inputs, keeping the image paths.
@@ -96,8 +102,8 @@ class SCRIMInferencer(ImageClassificationInferencer):
             img = mmcv.imread(item)
             if img is None:
                 raise ValueError(f'Failed to read the image {item}.')
-            data = dict(img=img, img_shape=img.shape[:2])
-            data['ori_shape'] = img.shape[:2]
+            shape = img.shape[:2]
+            data = dict(img=img, img_shape=shape, ori_shape=shape)
             if isinstance(item, str):
                 data['img_path'] = item
             return self.pipeline(data)
@@ -166,13 +172,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
                 pred,
                 classes=self.classes,
                 stage_names=self.stage_names,
-                attention_stage_names=tuple(
-                    getattr(
-                        getattr(self.model, 'neck', None),
-                        'stage_names',
-                        self.stage_names,
-                    )
-                ),
+                attention_stage_names=self.attention_stage_names,
                 out_file=out_file,
                 display_size=display_size,
                 palette=palette,
@@ -216,11 +216,11 @@ class SCRIMInferencer(ImageClassificationInferencer):
                 min(int(topk), pred.pred_score.numel())
             )
             result['topk'] = [
-                dict(
-                    label=int(j),
-                    score=float(s),
-                    **{'class': self._class_name(int(j))},
-                )
+                {
+                    'label': int(j),
+                    'score': float(s),
+                    'class': self._class_name(int(j)),
+                }
                 for s, j in zip(scores, labels)
             ]
             if 'img_path' in pred:
@@ -229,9 +229,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
                 boxes = boxes_to_original(pred.pred_boxes, pred.metainfo)
                 result['regions'] = [
                     dict(
-                        stage=self.stage_names[int(s)]
-                        if int(s) < len(self.stage_names)
-                        else int(s),
+                        stage=stage_name(self.stage_names, int(s)),
                         box=[round(float(v), 2) for v in box],
                         score=float(score),
                     )

@@ -6,7 +6,7 @@ from .box_mapping import (
     input_region,
     input_view,
 )
-from .region_drawer import STAGE_COLORS, draw_regions
+from .region_drawer import STAGE_COLORS, draw_regions, stage_name
 from .region_visualization_hook import SCRIMRegionVisualizationHook
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     'input_view',
     'STAGE_COLORS',
     'draw_regions',
+    'stage_name',
     'SCRIMRegionVisualizationHook',
 ]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from .box_mapping import boxes_to_original, input_region, input_view
 
-__all__ = ['draw_regions', 'STAGE_COLORS']
+__all__ = ['draw_regions', 'stage_name', 'STAGE_COLORS']
 
 #: One colour (RGB) per FPL / CPL stage, in stage order.
 STAGE_COLORS = (
@@ -24,12 +24,19 @@ STAGE_COLORS = (
     (255, 60, 200),
 )
 
-_VISUALIZER_NAME = 'scrim_region_visualizer'
+_VISUALIZER: Optional[Visualizer] = None
 
 
 def _visualizer() -> Visualizer:
-    """A private mmengine Visualizer (not the runner's)."""
-    return Visualizer.get_instance(_VISUALIZER_NAME)
+    """A private mmengine Visualizer.
+
+    Built directly rather than with ``Visualizer.get_instance``, so that it
+    never becomes mmengine's "current" visualizer in place of the runner's.
+    """
+    global _VISUALIZER
+    if _VISUALIZER is None:
+        _VISUALIZER = Visualizer(name='scrim_region_visualizer')
+    return _VISUALIZER
 
 
 def _resize(image: np.ndarray, size: int) -> Tuple[np.ndarray, float]:
@@ -46,8 +53,17 @@ def _resize(image: np.ndarray, size: int) -> Tuple[np.ndarray, float]:
     return out, scale
 
 
-def _stage_name(names: Sequence[str], index: int) -> str:
-    return names[index] if index < len(names) else f'stage {index}'
+def stage_name(names: Sequence[str], index: int) -> str:
+    """The name of stage ``index``, or ``'stage <index>'`` if unnamed.
+
+    Args:
+        names (Sequence[str]): The stage names.
+        index (int): A stage index (e.g. of ``pred_box_stages``).
+
+    Returns:
+        str: The name.
+    """
+    return names[index] if 0 <= index < len(names) else f'stage {index}'
 
 
 def _rgb01(color: Sequence[int]) -> tuple:
@@ -67,6 +83,14 @@ def _label_positions(corners: torch.Tensor, font: int) -> torch.Tensor:
     return torch.tensor(placed)
 
 
+def _inside(boxes: torch.Tensor, vis: Visualizer) -> torch.Tensor:
+    """Keep box corners off the image's outer edge (mmengine warns)."""
+    boxes = boxes.clone()
+    boxes[..., 0::2] = boxes[..., 0::2].clamp(0, vis.width - 1)
+    boxes[..., 1::2] = boxes[..., 1::2].clamp(0, vis.height - 1)
+    return boxes
+
+
 def _regions_panel(
     image: np.ndarray, data_sample: DataSample, meta: Mapping, size: int
 ) -> tuple:
@@ -80,11 +104,8 @@ def _regions_panel(
     if (region[2] - region[0] < ori_w - 1) or (
         region[3] - region[1] < ori_h - 1
     ):
-        shown = region * scale
-        shown[0::2] = shown[0::2].clamp(0, vis.width - 1)
-        shown[1::2] = shown[1::2].clamp(0, vis.height - 1)
         vis.draw_bboxes(
-            shown,
+            _inside(region * scale, vis),
             edge_colors=(255, 255, 255),
             line_styles='--',
             line_widths=1,
@@ -100,10 +121,7 @@ def _regions_panel(
         colors = [
             STAGE_COLORS[int(s) % len(STAGE_COLORS)] for s in stages.tolist()
         ]
-        # mmengine warns for points on the right / bottom edge itself.
-        shown = boxes * scale
-        shown[:, 0::2] = shown[:, 0::2].clamp(0, vis.width - 1)
-        shown[:, 1::2] = shown[:, 1::2].clamp(0, vis.height - 1)
+        shown = _inside(boxes * scale, vis)
         vis.draw_bboxes(shown, edge_colors=colors, line_widths=2)
         vis.draw_texts(
             [f'{float(s):.2f}' for s in scores],
@@ -134,9 +152,8 @@ def _attention_panels(
                 'attention_maps must hold one (P, H, W) map per stage, got '
                 f'shape {tuple(maps.shape)}.'
             )
-        maps = F.interpolate(maps[None], size=view.shape[:2], mode='bilinear')[
-            0
-        ]
+        maps = F.interpolate(maps[None], view.shape[:2], mode='bilinear')
+        maps = maps[0]
         rows.append(
             [
                 Visualizer.draw_featmap(
@@ -286,7 +303,7 @@ def draw_regions(
                 Patch(
                     edgecolor=_rgb01(STAGE_COLORS[s % len(STAGE_COLORS)]),
                     facecolor='none',
-                    label=f'FPL {_stage_name(stage_names, s)}',
+                    label=f'FPL {stage_name(stage_names, s)}',
                 )
                 for s in drawn
             ],
@@ -304,7 +321,7 @@ def draw_regions(
             )
             hax.imshow(heat)
             hax.set_title(
-                f'CPL {_stage_name(attention_stage_names, r)} part {c + 1}',
+                f'CPL {stage_name(attention_stage_names, r)} part {c + 1}',
                 fontsize=10,
             )
     fig.suptitle(title, fontsize=12)
@@ -322,7 +339,7 @@ def draw_regions(
     return dict(
         boxes=boxes,
         scores=scores,
-        stages=[_stage_name(stage_names, s) for s in stages],
+        stages=[stage_name(stage_names, s) for s in stages],
         pred_label=label,
         pred_score=score,
         num_heatmaps=sum(len(row) for row in heat_rows),

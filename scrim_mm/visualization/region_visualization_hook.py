@@ -116,7 +116,8 @@ class SCRIMRegionVisualizationHook(Hook):
         outputs: Optional[Sequence[DataSample]] = None,
     ) -> None:
         """Draw every ``interval``-th sample of the batch."""
-        maps = self._recorder.pop() if self._recorder is not None else None
+        recorder = self._recorder
+        maps = recorder.pop() if recorder is not None else None
         for i, sample in enumerate(outputs or []):
             index = self._index
             self._index += 1
@@ -134,7 +135,9 @@ class SCRIMRegionVisualizationHook(Hook):
                 classes=self._classes,
                 stage_names=self._stage_names,
                 attention_maps=None if maps is None else [m[i] for m in maps],
-                attention_stage_names=self._recorder.stage_names,
+                attention_stage_names=recorder.stage_names
+                if recorder is not None
+                else None,
                 metainfo=meta,
                 out_file=osp.join(self.out_dir, f'{stem}.png'),
                 display_size=self.display_size,

@@ -15,7 +15,7 @@ from mmpretrain.apis import (
     list_models,
 )
 from mmpretrain.datasets import remove_transform
-from mmpretrain.registry import DATASETS, TRANSFORMS
+from mmpretrain.registry import TRANSFORMS
 
 from scrim_mm.apis import (
     SCRIMInferencer,
@@ -24,6 +24,7 @@ from scrim_mm.apis import (
     get_scrim_model,
     register_scrim_models,
 )
+from scrim_mm.visualization import input_region
 
 from .demo_run import REPO
 
@@ -43,16 +44,18 @@ def test_list_models_after_import():
 
 @pytest.mark.parametrize('name', SCRIM_NAMES)
 def test_every_named_config_is_ready_for_inference(name):
-    """What get_model and the inferencer read of each config works."""
+    """get_model by name builds every config; its pipeline maps boxes."""
     cfg = ModelHub.get(name).config
     assert osp.basename(cfg.filename) == f'{name}.py'
-    assert cfg.model.type in ('SCRIMClassifier', 'ImageClassifier')
-    dataset = cfg.test_dataloader.dataset
-    classes = config_classes(cfg)
-    if classes is None:
-        classes = DATASETS.get(dataset.type).METAINFO['classes']
-    assert len(classes) == cfg.model.head.num_classes
+    model = get_model(name)
+    assert type(model).__name__ == cfg.model.type
+    assert not model.training
+    # The class names (config's, else the dataset class's) fit the head.
+    classes = get_scrim_model(name)._dataset_meta['classes']
+    assert len(classes) == model.head.num_classes
+    del model
     # The inferencer's pipeline: the test pipeline without image loading.
+    dataset = cfg.test_dataloader.dataset
     steps = remove_transform(dataset.pipeline, 'LoadImageFromFile')
     pipeline = Compose([TRANSFORMS.build(t) for t in steps])
     img = np.random.randint(0, 255, (300, 400, 3), dtype=np.uint8)
@@ -62,6 +65,10 @@ def test_every_named_config_is_ready_for_inference(name):
     meta = out['data_samples'].metainfo
     assert meta['ori_shape'] == (300, 400)
     assert tuple(out['inputs'].shape[1:]) == tuple(meta['img_shape'][:2])
+    # The network input maps back onto a part of the original image.
+    x1, y1, x2, y2 = input_region(meta).tolist()
+    assert 0 <= x1 < x2 <= 400 and 0 <= y1 < y2 <= 300
+    assert (x2 - x1) * (y2 - y1) > 0.25 * 400 * 300
 
 
 def test_metafile_found_in_clone_and_installed_layout(tmp_path):

@@ -24,7 +24,9 @@ def test_metafile_lists_every_config():
         assert model['Config'] == f'configs/scrim/{name}.py'
         assert model['In Collection'] == 'SCRIM'
         # Nothing was trained on the benchmarks: no results, no weights.
-        assert model['Results'] is None
+        results = model['Results']
+        assert [r['Task'] for r in results] == ['Image Classification']
+        assert all(not r['Metrics'] for r in results)
         assert 'Weights' not in model
 
 

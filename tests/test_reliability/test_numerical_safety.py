@@ -128,3 +128,31 @@ def test_bf16_autocast_zero_images_batch_of_one(model):
     check_finite(
         model, torch.zeros(1, 3, SIZE, SIZE), samples([0]), autocast=True
     )
+
+
+def test_bf16_autocast_navigator_gradients_stay_sane(model):
+    # oneDNN's bf16 weight gradient of a 3x3 stride-2 convolution on a 1x1
+    # map (here the last conv of the stage-4 navigator at 64 px) returns
+    # garbage (up to inf) on AVX-512 CPUs with torch 2.14; the FPL head
+    # runs its navigators in fp32 under CPU autocast.
+    nav_convs = model.fpl_head.navigators[1].convs
+    dtypes = []
+    hook = nav_convs[2].register_forward_hook(
+        lambda module, args, out: dtypes.append((args[0].shape, out.dtype))
+    )
+    try:
+        for seed in range(3):
+            torch.manual_seed(seed)
+            check_finite(
+                model,
+                torch.randn(4, 3, SIZE, SIZE),
+                samples([0, 0, 1, 1]),
+                autocast=True,
+            )
+            for name, param in model.named_parameters():
+                if param.grad is not None:
+                    assert param.grad.abs().max() < 1e4, name
+    finally:
+        hook.remove()
+    assert {tuple(shape[-2:]) for shape, _ in dtypes} == {(1, 1)}
+    assert {dtype for _, dtype in dtypes} == {torch.float32}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.dataset import Compose
+from mmengine.visualization import Visualizer
 from mmpretrain.registry import HOOKS, TRANSFORMS
 from mmpretrain.structures import DataSample
 from PIL import Image
@@ -19,6 +20,7 @@ from scrim_mm.visualization import (
     draw_regions,
     input_region,
     input_view,
+    stage_name,
 )
 from tests.test_apis.demo_run import REPO, load_script
 from tests.test_apis.demo_run import demo_run as _demo_run
@@ -145,6 +147,7 @@ def test_draw_regions(tmp_path):
         info['boxes'], boxes_to_original(sample.pred_boxes, sample.metainfo)
     )
     assert info['stages'] == ['s3', 's3', 's4']
+    assert stage_name(('s3',), 1) == 'stage 1'
     torch.testing.assert_close(info['scores'], sample.pred_box_scores)
     assert info['pred_label'] == 1 and np.isclose(info['pred_score'], 0.7)
     assert info['num_heatmaps'] == 4
@@ -152,6 +155,9 @@ def test_draw_regions(tmp_path):
         assert png.format == 'PNG'
         assert png.size == info['image'].shape[1::-1]
         assert png.size[0] > png.size[1] > 200
+    # The drawing never replaces mmengine's current (the runner's)
+    # visualizer.
+    assert not Visualizer.check_instance_created('scrim_region_visualizer')
     # Without regions or attention maps: only the image and the title.
     bare = draw_regions(image, _sample(with_boxes=False))
     assert len(bare['boxes']) == 0 and bare['num_heatmaps'] == 0

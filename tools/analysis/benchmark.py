@@ -52,6 +52,7 @@ import copy
 import gc
 import json
 import os.path as osp
+import resource
 import statistics
 import sys
 import time
@@ -151,6 +152,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--threads', type=int, help='torch intra-op threads (CPU)'
+    )
+    parser.add_argument(
+        '--retain-cpu-memory',
+        action='store_true',
+        help='glibc only: keep freed memory in the heap for reuse '
+        '(mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=-1) instead of handing '
+        'every block above 32 MiB back to the kernel and faulting it in '
+        'again on the next step',
     )
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the results to this file')
@@ -342,6 +351,35 @@ def make_batch(
     return factory
 
 
+def retain_cpu_memory() -> None:
+    """Make glibc's malloc keep freed memory for reuse.
+
+    By default glibc serves every block above its mmap threshold (at most
+    32 MiB) with a fresh ``mmap`` and unmaps it on free, so the next step
+    page-faults and zero-fills it again. No mmap and no trimming turn the
+    heap into a cache, as CUDA's caching allocator is. The same as starting
+    the process with ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:``
+    ``glibc.malloc.trim_threshold=<large>``.
+
+    Raises:
+        SystemExit: If the C library has no ``mallopt`` (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library('c')
+    libc = ctypes.CDLL(name) if name else None
+    mallopt = getattr(libc, 'mallopt', None)
+    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+    if mallopt is None or not (
+        mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, -1)
+    ):
+        raise SystemExit(
+            '--retain-cpu-memory needs glibc (mallopt); this C library '
+            f'({name}) has none.'
+        )
+
+
 def _autocast(device: str, amp: bool):
     if not amp:
         return contextlib.nullcontext()
@@ -401,27 +439,40 @@ def time_steps(
         device (str): For synchronisation.
 
     Returns:
-        Dict[str, List[float]]: Name -> seconds of every timed call.
+        Tuple[Dict[str, List[float]], Dict[str, List[float]]]: Name ->
+        wall-clock seconds of every timed call, and name -> CPU seconds
+        (user + system, all threads) of every timed call.
     """
     for _ in range(warmup):
         for fn in steps.values():
             fn()
     times = {name: [] for name in steps}
+    cpu_times = {name: [] for name in steps}
     for _ in range(iters):
         for name, fn in steps.items():
             _sync(device)
             start = time.perf_counter()
+            cpu_start = _cpu_seconds()
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    return times
+            cpu_times[name].append(_cpu_seconds() - cpu_start)
+    return times, cpu_times
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ----------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------
-def _tensor_bytes(model: nn.Module, wrapper: OptimWrapper) -> int:
-    """Bytes of the tensors a model keeps between steps."""
+def _tensor_bytes(
+    model: Optional[nn.Module], wrapper: Optional[OptimWrapper]
+) -> int:
+    """Bytes of the tensors of a model and / or its optimizer state."""
     seen = set()
     total = 0
 
@@ -431,14 +482,16 @@ def _tensor_bytes(model: nn.Module, wrapper: OptimWrapper) -> int:
             seen.add(t.data_ptr())
             total += t.numel() * t.element_size()
 
-    for t in model.parameters():
-        add(t)
-        add(t.grad)
-    for t in model.buffers():
-        add(t)
-    for state in wrapper.optimizer.state.values():
-        for t in state.values():
+    if model is not None:
+        for t in model.parameters():
             add(t)
+            add(t.grad)
+        for t in model.buffers():
+            add(t)
+    if wrapper is not None:
+        for state in wrapper.optimizer.state.values():
+            for t in state.values():
+                add(t)
     return total
 
 
@@ -447,6 +500,7 @@ def peak_memory(
     model: nn.Module,
     wrapper: OptimWrapper,
     device: str,
+    training: bool,
 ) -> int:
     """Peak bytes of tensors alive during one call of ``fn``.
 
@@ -455,6 +509,8 @@ def peak_memory(
         model (nn.Module): Its model.
         wrapper (OptimWrapper): Its optimizer wrapper.
         device (str): ``'cpu'`` or ``'cuda'``.
+        training (bool): A training step; otherwise the optimizer state,
+            which an inference process would not hold, is left out.
 
     Returns:
         int: ``max_memory_allocated`` on CUDA; on the CPU the tensors alive
@@ -462,13 +518,14 @@ def peak_memory(
         the profiler's memory events.
     """
     gc.collect()
+    optim_bytes = 0 if training else _tensor_bytes(None, wrapper)
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         fn()
         torch.cuda.synchronize()
-        return int(torch.cuda.max_memory_allocated())
-    resident = _tensor_bytes(model, wrapper)
+        return int(torch.cuda.max_memory_allocated()) - optim_bytes
+    resident = _tensor_bytes(model, wrapper) - optim_bytes
     with profile(
         activities=[ProfilerActivity.CPU], profile_memory=True
     ) as prof:
@@ -616,7 +673,7 @@ def part_shares(events) -> Dict[str, float]:
         if parent is not None:
             continue
         part = forward_part.get(
-            (event.sequence_nr, getattr(event, 'fwd_thread', event.thread)),
+            (event.sequence_nr, event.fwd_thread),
             'other',
         )
         times[part] += event.time_range.elapsed_us() * 1e-6
@@ -672,6 +729,7 @@ def format_report(res: dict) -> str:
         f'input {st["input_size"]}x{st["input_size"]}, '
         f'batch {st["batch_size"]}, amp {st["amp"]}, '
         f'channels_last {st["channels_last"]}, '
+        f'retain_cpu_memory {st["retain_cpu_memory"]}, '
         f'{st["iters"]} timed steps (+{st["warmup"]} warm-up), medians',
         '',
         _fmt_row('', 'SCRIM', 'baseline', 'ratio'),
@@ -683,6 +741,14 @@ def format_report(res: dict) -> str:
                 f'{s[mode]["time"] * 1e3:.1f}',
                 f'{b[mode]["time"] * 1e3:.1f}',
                 f'{r[mode]["time"]:.2f}',
+            )
+        )
+        lines.append(
+            _fmt_row(
+                f'{label} CPU time (ms)',
+                f'{s[mode]["cpu_time"] * 1e3:.1f}',
+                f'{b[mode]["cpu_time"] * 1e3:.1f}',
+                f'{r[mode]["cpu_time"]:.2f}',
             )
         )
         lines.append(
@@ -759,6 +825,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         raise SystemExit('--device cuda: CUDA is not available here.')
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retain_cpu_memory:
+        retain_cpu_memory()
     # Keep the weight-initialisation log of mmengine out of the report.
     MMLogger.get_instance('scrim_benchmark', log_level='WARNING')
     torch.manual_seed(args.seed)
@@ -797,7 +865,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     }
     res = dict(scrim={}, baseline={}, ratios={})
     for mode in ('infer', 'train'):
-        times = time_steps(
+        times, cpu_times = time_steps(
             {k: steps[k][mode] for k in models},
             args.iters,
             args.warmup,
@@ -809,11 +877,16 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 time=median,
                 times=times[k],
                 img_per_s=args.batch_size / median,
+                cpu_time=statistics.median(cpu_times[k]),
             )
     for k, model in models.items():
         for mode in ('infer', 'train'):
             res[k][mode]['memory'] = peak_memory(
-                steps[k][mode], model, wrappers[k], args.device
+                steps[k][mode],
+                model,
+                wrappers[k],
+                args.device,
+                mode == 'train',
             )
         with torch.no_grad():
             inputs = model.data_preprocessor(batch(), False)['inputs']
@@ -833,6 +906,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         flop_ratio = s['flops'] / b['flops']
         res['ratios'][mode] = dict(
             time=time_ratio,
+            cpu_time=s['cpu_time'] / b['cpu_time'],
             flops=flop_ratio,
             time_per_flop=time_ratio / flop_ratio,
             memory=s['memory'] / b['memory'],
@@ -850,6 +924,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         amp=args.amp,
         channels_last=args.channels_last,
+        retain_cpu_memory=args.retain_cpu_memory,
         iters=args.iters,
         warmup=args.warmup,
         torch=torch.__version__,

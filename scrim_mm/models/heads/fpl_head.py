@@ -312,7 +312,7 @@ class FPLHead(BaseModule):
                     f'{expected[0]}x{expected[1]}.'
                 )
             with record_function('scrim/navigator'):
-                all_scores = self.navigators[i](feat.detach())
+                all_scores = self._navigate(i, feat.detach())
             if all_scores.shape[1] != anchors.shape[0]:
                 raise RuntimeError(
                     f'Stage {name}: {all_scores.shape[1]} navigator scores '
@@ -325,6 +325,28 @@ class FPLHead(BaseModule):
                 boxes.append(anchors[keep])
                 scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
+
+    def _navigate(self, stage: int, feat: Tensor) -> Tensor:
+        """Run one navigator; in fp32 under CPU autocast.
+
+        oneDNN's bf16 weight gradient of a 3x3 stride-2 convolution on a
+        1x1 map (a navigator level on small inputs, e.g. stage 4 at 64-96
+        px) returns garbage, up to inf (torch 2.14, AVX-512 CPUs). The
+        navigator is a small part of the cost, so on the CPU it runs in
+        fp32; CUDA autocast is left as it is.
+
+        Args:
+            stage (int): Stage index.
+            feat (Tensor): The detached enhanced map of the stage.
+
+        Returns:
+            Tensor: Scores of every anchor (B, A).
+        """
+        navigator = self.navigators[stage]
+        if feat.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
+            with torch.autocast(device_type='cpu', enabled=False):
+                return navigator(feat.float())
+        return navigator(feat)
 
     def crop(self, inputs: Tensor, boxes: Tensor) -> Tensor:
         """Cut the selected regions of all stages out of the inputs.
