@@ -31,6 +31,7 @@ from scrim_mm.utils import (  # noqa: E402
     check_config,
     set_dataloader_defaults,
     set_work_dir,
+    use_scrim_image_loader,
 )
 
 
@@ -102,6 +103,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         ]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    use_scrim_image_loader(cfg)
     set_dataloader_defaults(
         cfg,
         'test_dataloader',

@@ -26,10 +26,12 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from scrim_mm.utils import (  # noqa: E402
+    add_rng_state_hook,
     apply_amp,
     check_config,
     set_dataloader_defaults,
     set_work_dir,
+    use_scrim_image_loader,
 )
 
 
@@ -118,6 +120,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    add_rng_state_hook(cfg)
+    use_scrim_image_loader(cfg)
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         set_dataloader_defaults(
             cfg,

@@ -1,7 +1,13 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 from .checkpoint_check import check_checkpoint_keys
 from .config_check import check_config
-from .run_config import apply_amp, set_dataloader_defaults, set_work_dir
+from .run_config import (
+    add_rng_state_hook,
+    apply_amp,
+    set_dataloader_defaults,
+    set_work_dir,
+    use_scrim_image_loader,
+)
 
 __all__ = [
     'check_checkpoint_keys',
@@ -9,4 +15,6 @@ __all__ = [
     'apply_amp',
     'set_dataloader_defaults',
     'set_work_dir',
+    'use_scrim_image_loader',
+    'add_rng_state_hook',
 ]

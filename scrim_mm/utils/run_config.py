@@ -7,7 +7,13 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-__all__ = ['set_work_dir', 'apply_amp', 'set_dataloader_defaults']
+__all__ = [
+    'set_work_dir',
+    'apply_amp',
+    'set_dataloader_defaults',
+    'use_scrim_image_loader',
+    'add_rng_state_hook',
+]
 
 
 def set_work_dir(
@@ -90,3 +96,59 @@ def set_dataloader_defaults(
     loader.setdefault('persistent_workers', persistent_workers)
     if not persistent_workers or workers == 0:
         loader.persistent_workers = False
+
+
+def _pipelines(dataset_cfg: dict) -> list:
+    """Every pipeline list of a dataset config, wrappers included."""
+    found = []
+    while isinstance(dataset_cfg, dict):
+        if isinstance(dataset_cfg.get('pipeline'), list):
+            found.append(dataset_cfg['pipeline'])
+        dataset_cfg = dataset_cfg.get('dataset')
+    return found
+
+
+def use_scrim_image_loader(cfg: Config) -> int:
+    """Load images with :class:`SCRIMLoadImageFromFile` in every loader.
+
+    mmcv's ``LoadImageFromFile`` fails on a truncated or non-image file with
+    a bare ``AssertionError`` that does not name the file; the SCRIM loader
+    takes the same arguments and names the file. Only the transform type
+    changes, so any mmpretrain config run through the tools benefits.
+
+    Args:
+        cfg (Config): The config, changed in place.
+
+    Returns:
+        int: How many transforms were switched.
+    """
+    switched = 0
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field, None)
+        if not loader:
+            continue
+        for pipeline in _pipelines(loader.get('dataset')):
+            for transform in pipeline:
+                name = str(transform.get('type', '')).split('.')[-1]
+                if name == 'LoadImageFromFile':
+                    transform['type'] = 'SCRIMLoadImageFromFile'
+                    switched += 1
+    return switched
+
+
+def add_rng_state_hook(cfg: Config) -> None:
+    """Add :class:`SCRIMRNGStateHook` unless the config already has it.
+
+    mmengine's resume restores the epoch, optimizer and schedulers but not
+    the random generators; the hook saves them in every checkpoint so that
+    ``--resume`` continues exactly as an uninterrupted run would.
+
+    Args:
+        cfg (Config): The config, changed in place.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(
+        str(h.get('type', '')).endswith('SCRIMRNGStateHook') for h in hooks
+    ):
+        hooks.append(dict(type='SCRIMRNGStateHook'))
+    cfg.custom_hooks = hooks

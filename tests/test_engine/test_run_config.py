@@ -79,3 +79,42 @@ def test_work_dir_priority():
     assert cfg.work_dir == 'from_config'
     set_work_dir(cfg, 'x.py', 'from_cli')
     assert cfg.work_dir == 'from_cli'
+
+
+def test_image_loader_switched_in_every_pipeline_and_wrapper():
+    from scrim_mm.utils import use_scrim_image_loader
+
+    load = dict(type='LoadImageFromFile')
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(
+                    type='RepeatDataset',
+                    dataset=dict(pipeline=[load, dict(type='PackInputs')]),
+                )
+            ),
+            val_dataloader=dict(
+                dataset=dict(
+                    pipeline=[dict(type='mmpretrain.LoadImageFromFile')]
+                )
+            ),
+            test_dataloader=None,
+        )
+    )
+    assert use_scrim_image_loader(cfg) == 2
+    inner = cfg.train_dataloader.dataset.dataset.pipeline
+    assert inner[0].type == 'SCRIMLoadImageFromFile'
+    assert inner[1].type == 'PackInputs'
+    assert (
+        cfg.val_dataloader.dataset.pipeline[0].type == 'SCRIMLoadImageFromFile'
+    )
+
+
+def test_rng_state_hook_added_once():
+    from scrim_mm.utils import add_rng_state_hook
+
+    cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
+    add_rng_state_hook(cfg)
+    add_rng_state_hook(cfg)
+    types = [h['type'] for h in cfg.custom_hooks]
+    assert types == ['EMAHook', 'SCRIMRNGStateHook']
