@@ -184,47 +184,34 @@ def test_channels_last_matches_default():
         stage='backbone',
     )
     assert feats[-1].is_contiguous(memory_format=torch.channels_last)
-
-
-def test_fpl_with_cp_same_losses_and_gradients():
-    """Checkpointing the crop pass changes memory, not the maths."""
-    plain = build()
-    ckpt = build(fpl_with_cp=True)
-    _clone_weights(plain, ckpt)
-    data = batch()
+    # Training: same losses and gradients.
     grads = []
-    for model in (plain, ckpt):
+    for model in (plain, fast):
         model.train()
-        model.zero_grad()
         inputs = model.data_preprocessor(copy.deepcopy(data), True)
         losses = model.loss(inputs['inputs'], inputs['data_samples'])
         sum(losses.values()).backward()
         grads.append(
-            (
-                {k: v.detach() for k, v in losses.items()},
-                {
-                    n: p.grad.detach().clone()
-                    for n, p in model.named_parameters()
-                    if p.grad is not None
-                },
-            )
+            (losses, {n: p.grad for n, p in model.named_parameters()})
         )
     (loss_a, grad_a), (loss_b, grad_b) = grads
     assert set(loss_a) == LOSS_KEYS
     for key in loss_a:
-        torch.testing.assert_close(loss_a[key], loss_b[key])
-    assert set(grad_a) == set(grad_b)
-    # The backbone's gradient includes its crop pass, the checkpointed one.
-    assert any(n.startswith('backbone.') for n in grad_a)
-    for name in grad_a:
         torch.testing.assert_close(
-            grad_a[name], grad_b[name], rtol=1e-4, atol=1e-6
+            loss_a[key], loss_b[key], rtol=1e-4, atol=1e-5
         )
+    for name, grad in grad_a.items():
+        if grad is None:
+            assert grad_b[name] is None, name
+        else:
+            torch.testing.assert_close(
+                grad, grad_b[name], rtol=1e-3, atol=1e-5
+            )
 
 
-def test_memory_options_off_by_default():
+def test_channels_last_off_by_default():
     model = build()
-    assert model.channels_last is False and model.fpl_with_cp is False
+    assert model.channels_last is False
     assert not model.backbone.conv1.weight.is_contiguous(
         memory_format=torch.channels_last
     )

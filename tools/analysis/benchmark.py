@@ -6,7 +6,8 @@ Usage::
     python tools/analysis/benchmark.py CONFIG [--baseline CONFIG]
         [--input-size 448] [--batch-size 2] [--device cpu|cuda] [--amp]
         [--iters 5] [--warmup 2] [--channels-last] [--threads N]
-        [--profile-iters 1] [--json FILE] [--cfg-options KEY=VALUE ...]
+        [--retain-cpu-memory] [--profile-iters 1] [--json FILE]
+        [--cfg-options KEY=VALUE ...]
 
 In one process, on synthetic random images, it measures for the SCRIM model
 of ``CONFIG`` and for a baseline:
@@ -16,13 +17,17 @@ of ``CONFIG`` and for a baseline:
   (``model.train_step`` with an mmengine ``OptimWrapper``: preprocessing,
   loss, backward, clipping and the optimizer step), and images per second.
   The steps of the two models are interleaved so that a change of the load
-  on a shared machine hits both alike;
+  on a shared machine hits both alike. The CPU time of the process (user +
+  system, from ``os.times``) is reported too: on a machine shared with
+  other jobs it varies less than the wall clock; its system part is mostly
+  page faults of memory that the C library handed back to the kernel;
 - the peak memory of one step: on CUDA ``torch.cuda.max_memory_allocated``;
   on the CPU the same quantity rebuilt from ``torch.profiler``'s allocation
   events (``profile_memory=True``): the bytes of every tensor alive before
   the step (parameters, buffers, optimizer state) plus the highest running
   sum of the step's allocations and frees. Both count the tensors PyTorch
-  allocates, not the allocator's cache nor the process's resident size;
+  allocates, not the allocator's cache nor the process's resident size.
+  The optimizer state is left out of the inference figure;
 - FLOPs per image with mmengine's ``FlopAnalyzer`` (a traced forward in
   ``'tensor'`` mode; one multiply-add counts as one FLOP, fvcore's
   convention; ops without a counting rule, e.g. ``roi_align`` and NMS, count
@@ -51,8 +56,8 @@ import contextlib
 import copy
 import gc
 import json
+import os
 import os.path as osp
-import resource
 import statistics
 import sys
 import time
@@ -62,6 +67,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+# The profiler's tracing library logs a harmless error per profile on
+# machines without a GPU; keep its messages to fatal ones.
+os.environ.setdefault('KINETO_LOG_LEVEL', '5')
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -168,7 +176,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override keys of the SCRIM config, e.g. '
-        'model.fpl_with_cp=True',
+        'model.fpl_head.num_train_parts=4',
     )
     args = parser.parse_args(argv)
     for name in ('input_size', 'batch_size', 'iters', 'profile_iters'):
@@ -186,7 +194,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 # models
 # ----------------------------------------------------------------------
 def _strip_init(cfg: dict) -> None:
-    """Drop every ``init_cfg`` / ``pretrained`` (no network access)."""
+    """Drop every ``init_cfg`` / ``pretrained`` (no network access).
+
+    Args:
+        cfg (dict): A model config, changed in place (nested too).
+    """
     if isinstance(cfg, dict):
         cfg.pop('init_cfg', None)
         cfg.pop('pretrained', None)
@@ -381,6 +393,15 @@ def retain_cpu_memory() -> None:
 
 
 def _autocast(device: str, amp: bool):
+    """Autocast as the AMP optimizer wrappers do, or nothing.
+
+    Args:
+        device (str): ``'cpu'`` (bf16) or ``'cuda'`` (fp16).
+        amp (bool): Whether to autocast at all.
+
+    Returns:
+        A context manager.
+    """
     if not amp:
         return contextlib.nullcontext()
     dtype = torch.float16 if device == 'cuda' else torch.bfloat16
@@ -420,6 +441,11 @@ def make_steps(
 
 
 def _sync(device: str) -> None:
+    """Wait for the device's queued work (CUDA) before reading a clock.
+
+    Args:
+        device (str): ``'cpu'`` or ``'cuda'``.
+    """
     if device == 'cuda':
         torch.cuda.synchronize()
 
@@ -439,31 +465,34 @@ def time_steps(
         device (str): For synchronisation.
 
     Returns:
-        Tuple[Dict[str, List[float]], Dict[str, List[float]]]: Name ->
-        wall-clock seconds of every timed call, and name -> CPU seconds
-        (user + system, all threads) of every timed call.
+        tuple: Three dicts, name -> seconds of every timed call: wall
+        clock, CPU (user + system, all threads), and system CPU alone
+        (on the CPU mostly page faults of freshly mapped memory).
     """
     for _ in range(warmup):
         for fn in steps.values():
             fn()
     times = {name: [] for name in steps}
     cpu_times = {name: [] for name in steps}
+    sys_times = {name: [] for name in steps}
     for _ in range(iters):
         for name, fn in steps.items():
             _sync(device)
             start = time.perf_counter()
-            cpu_start = _cpu_seconds()
+            user0, sys0 = _cpu_seconds()
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-            cpu_times[name].append(_cpu_seconds() - cpu_start)
-    return times, cpu_times
+            user1, sys1 = _cpu_seconds()
+            cpu_times[name].append(user1 + sys1 - user0 - sys0)
+            sys_times[name].append(sys1 - sys0)
+    return times, cpu_times, sys_times
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all its threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def _cpu_seconds() -> Tuple[float, float]:
+    """User and system CPU seconds of this process (all its threads)."""
+    times = os.times()
+    return times.user, times.system
 
 
 # ----------------------------------------------------------------------
@@ -548,11 +577,7 @@ def peak_memory(
 # FLOPs
 # ----------------------------------------------------------------------
 def count_flops(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    training: bool,
-    amp: bool,
-    device: str,
+    model: nn.Module, inputs: torch.Tensor, training: bool
 ) -> Tuple[float, Dict[str, float]]:
     """Per-image forward FLOPs (multiply-adds) in ``'tensor'`` mode.
 
@@ -561,9 +586,6 @@ def count_flops(
             stay untouched).
         inputs (Tensor): A preprocessed batch.
         training (bool): Trace in train mode (``M`` crops) or eval mode.
-        amp (bool): Unused by the count (FLOPs do not depend on dtype);
-            kept for symmetry.
-        device (str): Unused; the inputs carry it.
 
     Returns:
         Tuple[float, Dict[str, float]]: FLOPs per image, and per top-level
@@ -571,7 +593,6 @@ def count_flops(
     """
     from mmengine.analysis import FlopAnalyzer
 
-    del amp, device
     clone = copy.deepcopy(model)
     clone.train(training)
     with warnings.catch_warnings():
@@ -597,6 +618,14 @@ def count_flops(
 # per-part shares
 # ----------------------------------------------------------------------
 def _part_of(name: str) -> str:
+    """The part key of a ``scrim/<part>`` range name.
+
+    Args:
+        name (str): The range name.
+
+    Returns:
+        str: A key of :data:`PARTS`; ``'other'`` for unknown parts.
+    """
     part = name[len(RANGE_PREFIX) :]
     return part if part in PARTS else 'other'
 
@@ -633,7 +662,6 @@ def part_shares(events) -> Dict[str, float]:
     total = 0.0
     forward_part = {}
     backward = []
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     for event in events:
         name = event.name
         duration = event.time_range.elapsed_us() * 1e-6
@@ -708,6 +736,17 @@ def profile_parts(fn: Callable[[], object], iters: int) -> Dict[str, float]:
 # report
 # ----------------------------------------------------------------------
 def _fmt_row(label: str, scrim: str, base: str, ratio: str) -> str:
+    """One line of the report table.
+
+    Args:
+        label (str): Row label.
+        scrim (str): SCRIM's value.
+        base (str): The baseline's value.
+        ratio (str): Their ratio, or ``''``.
+
+    Returns:
+        str: The aligned line.
+    """
     return f'{label:<30}{scrim:>12}{base:>12}{ratio:>10}'
 
 
@@ -753,6 +792,14 @@ def format_report(res: dict) -> str:
         )
         lines.append(
             _fmt_row(
+                '  of which system (ms)',
+                f'{s[mode]["sys_time"] * 1e3:.1f}',
+                f'{b[mode]["sys_time"] * 1e3:.1f}',
+                '',
+            )
+        )
+        lines.append(
+            _fmt_row(
                 f'{label} img/s',
                 f'{s[mode]["img_per_s"]:.2f}',
                 f'{b[mode]["img_per_s"]:.2f}',
@@ -785,7 +832,7 @@ def format_report(res: dict) -> str:
     lines.append(
         'FLOPs of SCRIM by module (train, GFLOPs/img): '
         + ', '.join(
-            f'{k} {v / 1e9:.2f}' for k, v in s['train']['flops_by_module']
+            f'{k} {v / 1e9:.3f}' for k, v in s['train']['flops_by_module']
         )
     )
     for mode, label in (('train', 'training'), ('infer', 'inference')):
@@ -865,7 +912,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     }
     res = dict(scrim={}, baseline={}, ratios={})
     for mode in ('infer', 'train'):
-        times, cpu_times = time_steps(
+        times, cpu_times, sys_times = time_steps(
             {k: steps[k][mode] for k in models},
             args.iters,
             args.warmup,
@@ -878,6 +925,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 times=times[k],
                 img_per_s=args.batch_size / median,
                 cpu_time=statistics.median(cpu_times[k]),
+                sys_time=statistics.median(sys_times[k]),
             )
     for k, model in models.items():
         for mode in ('infer', 'train'):
@@ -891,9 +939,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             inputs = model.data_preprocessor(batch(), False)['inputs']
         for mode in ('infer', 'train'):
-            flops, by_module = count_flops(
-                model, inputs, mode == 'train', args.amp, args.device
-            )
+            flops, by_module = count_flops(model, inputs, mode == 'train')
             res[k][mode]['flops'] = flops
             res[k][mode]['flops_by_module'] = list(by_module.items())
     for mode in ('train', 'infer'):

@@ -1,0 +1,200 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Tests of ``tools/analysis/benchmark.py`` (no timed assertions)."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from torch.profiler import record_function
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / 'tools' / 'analysis' / 'benchmark.py'
+DEMO_CFG = REPO / 'configs' / 'scrim' / 'scrim_r18_demo.py'
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('scrim_benchmark', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_tool()
+NUM = r'(-?[0-9]+\.[0-9]+)'
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory):
+    """One tiny run: ResNet-18 SCRIM, 64 px, 2 timed steps, CPU."""
+    out = tmp_path_factory.mktemp('bench') / 'bench.json'
+    argv = [
+        str(DEMO_CFG),
+        '--input-size',
+        '64',
+        '--batch-size',
+        '2',
+        '--iters',
+        '2',
+        '--warmup',
+        '0',
+        '--device',
+        'cpu',
+        '--json',
+        str(out),
+    ]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        res = bench.main(argv)
+    return buf.getvalue(), res, out
+
+
+def _row(text: str, label: str):
+    match = re.search(
+        rf'^{re.escape(label)}\s+{NUM}\s+{NUM}(?:\s+{NUM})?\s*$',
+        text,
+        re.M,
+    )
+    assert match, f'row {label!r} missing from the report:\n{text}'
+    return [float(g) if g is not None else None for g in match.groups()]
+
+
+def test_report_prints_every_figure(report):
+    text, res, _ = report
+    assert (
+        'ImageClassifier(ResNet + GlobalAveragePooling + LinearClsHead)'
+        in (text)
+    )
+    for mode, label in (('infer', 'inference'), ('train', 'training')):
+        scrim, base = res['scrim'][mode], res['baseline'][mode]
+        ratio = res['ratios'][mode]
+        t = _row(text, f'{label} time (ms)')
+        assert t == pytest.approx(
+            [scrim['time'] * 1e3, base['time'] * 1e3, ratio['time']],
+            abs=0.051,
+        )
+        assert t[0] > 0 and t[1] > 0
+        c = _row(text, f'{label} CPU time (ms)')
+        assert c[0] > 0 and c[1] > 0
+        after = text.split(f'{label} CPU time (ms)', 1)[1]
+        system = _row(after, '  of which system (ms)')
+        assert 0 <= system[0] <= c[0] and 0 <= system[1] <= c[1]
+        assert system[0] == pytest.approx(scrim['sys_time'] * 1e3, abs=0.051)
+        ips = _row(text, f'{label} img/s')
+        assert ips[:2] == pytest.approx(
+            [2 / scrim['time'], 2 / base['time']], abs=0.006
+        )
+        mem = _row(text, f'{label} peak memory (MiB)')
+        assert mem[0] > 0 and mem[1] > 0
+        assert mem[2] == pytest.approx(mem[0] / mem[1], abs=0.02)
+        flops = _row(text, f'{label} GFLOPs/img')
+        assert flops[0] > flops[1] > 0
+        m = re.search(
+            rf'^{label}: time ratio {NUM}, FLOP ratio {NUM}, '
+            rf'time/FLOP ratio {NUM}$',
+            text,
+            re.M,
+        )
+        assert m, text
+        time_ratio, flop_ratio, quotient = map(float, m.groups())
+        assert time_ratio == pytest.approx(ratio['time'], abs=0.006)
+        assert flop_ratio == pytest.approx(
+            scrim['flops'] / base['flops'], abs=0.006
+        )
+        assert quotient == pytest.approx(
+            ratio['time'] / ratio['flops'], abs=0.006
+        )
+    # Training re-encodes M = 4 crops per stage, inference K = 2.
+    assert res['scrim']['train']['flops'] > res['scrim']['infer']['flops']
+    # A training step also holds activations for backward, the gradients
+    # and the optimizer state.
+    assert res['scrim']['train']['memory'] > res['scrim']['infer']['memory']
+
+
+def test_report_prints_part_shares(report):
+    text, res, _ = report
+    for mode, label in (('train', 'training'), ('infer', 'inference')):
+        block = text.split(f'SCRIM {label} step by part')[1]
+        printed = {}
+        for key, name in bench.PARTS.items():
+            m = re.search(rf'^  {re.escape(name)}\s+{NUM}%$', block, re.M)
+            assert m, f'{label}: share of {name!r} missing:\n{block}'
+            printed[key] = float(m.group(1))
+        assert sum(printed.values()) == pytest.approx(100, abs=0.6)
+        shares = res['scrim'][mode]['shares']
+        for key, value in printed.items():
+            assert value == pytest.approx(shares[key] * 100, abs=0.051)
+            # Attribution never charges a part more than the step took.
+            assert -0.05 <= value <= 100
+        # Every part of the model ran inside its range.
+        for key in ('backbone_full', 'backbone_crops', 'navigator'):
+            assert shares[key] > 0, key
+        assert re.search(
+            r'^  SCRIM non-conv/linear work\s+' + NUM, block, re.M
+        )
+    train = res['scrim']['train']['shares']
+    assert train['optimizer'] > 0 and train['losses'] > 0
+    assert res['scrim']['infer']['shares']['optimizer'] == 0
+
+
+def test_json_written(report):
+    _, res, path = report
+    data = json.loads(Path(path).read_text())
+    assert data['settings']['input_size'] == 64
+    assert data['ratios']['train']['time_per_flop'] == pytest.approx(
+        res['ratios']['train']['time_per_flop']
+    )
+
+
+def test_backward_time_is_charged_to_the_forward_range():
+    """The backward of a range's ops counts for that range, not 'other'."""
+    torch.manual_seed(0)
+    weight = torch.randn(384, 384, requires_grad=True)
+    x = torch.randn(384, 384)
+
+    def step():
+        with record_function('scrim/backbone_crops'):
+            y = x
+            for _ in range(6):
+                y = torch.tanh(y @ weight)
+        with record_function('scrim/losses'):
+            loss = y.square().mean()
+        loss.backward()
+        weight.grad = None
+
+    shares = bench.profile_parts(step, iters=2)
+    # Forward alone is about a third of the matmul work; with its backward
+    # the range holds nearly all of it.
+    assert shares['backbone_crops'] > 0.6
+    assert shares['backbone_crops'] > 5 * shares['other']
+    assert shares['total'] > 0
+
+
+def test_cpu_peak_memory_counts_step_allocations():
+    model = torch.nn.Linear(256, 256)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    resident = sum(p.numel() * 4 for p in model.parameters())
+    mib = 2**20
+
+    def step():
+        a = torch.ones(16 * mib // 4)  # 16 MiB
+        b = torch.ones(8 * mib // 4)  # 8 MiB, both alive
+        del a, b
+        c = torch.ones(4 * mib // 4)  # after the peak
+        return c.sum()
+
+    peak = bench.peak_memory(step, model, wrapper, 'cpu', training=True)
+    extra = peak - resident
+    assert 24 * mib <= extra < 25 * mib
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(SystemExit, match='--iters'):
+        bench.parse_args([str(DEMO_CFG), '--iters', '0'])
+    with pytest.raises(FileNotFoundError, match='missing.py'):
+        bench.load_model_cfg(str(tmp_path / 'missing.py'))
