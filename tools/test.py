@@ -113,6 +113,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def format_metrics(metrics: dict) -> str:
+    """One line such as ``accuracy/top1: 58.33``."""
+    return ', '.join(
+        f'{key}: {value:.2f}'
+        if isinstance(value, float)
+        else f'{key}: {value}'
+        for key, value in metrics.items()
+    )
+
+
 def main(argv=None) -> dict:
     """Entry point; returns the metrics."""
     args = parse_args(argv)
@@ -132,6 +142,7 @@ def main(argv=None) -> dict:
         import mmengine
 
         mmengine.dump(metrics, args.out)
+    print(f'Test metrics of {args.checkpoint}: {format_metrics(metrics)}')
     return metrics
 
 

@@ -1,5 +1,5 @@
 # SCRIM demo: ResNet-18 from scratch on the synthetic CUB-layout demo set
-# (tools/misc/make_demo_dataset.py: 4 classes, 30 train / 15 test images per
+# (tools/misc/make_demo_dataset.py: 4 classes, 60 train / 20 test images per
 # class, 96 px) on the CPU in a few minutes. `make demo` runs it. The real
 # recipes are configs/scrim/scrim_r50_{cub,cars,aircraft}.py.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
@@ -116,9 +116,9 @@ param_scheduler = [
         end=1,
         convert_to_iter_based=True,
     ),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, T_max=11, end=12),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, T_max=15, end=16),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=12, val_interval=4)
+train_cfg = dict(by_epoch=True, max_epochs=16, val_interval=4)
 val_cfg = dict()
 test_cfg = dict()
 

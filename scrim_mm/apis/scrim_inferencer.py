@@ -53,7 +53,7 @@ class SCRIMInferencer(ImageClassificationInferencer):
 
     Example:
         >>> inferencer = SCRIMInferencer(
-        ...     'configs/scrim/scrim_r18_demo.py', pretrained='epoch_12.pth')
+        ...     'configs/scrim/scrim_r18_demo.py', pretrained='epoch_16.pth')
         >>> result = inferencer('bird.jpg', topk=3, show_dir='vis')[0]
         >>> result['pred_class'], result['topk'], result['regions']
     """

@@ -752,8 +752,8 @@ def make_dataset(
     layout: str,
     out_dir: str,
     num_classes: int = 4,
-    train_per_class: int = 30,
-    test_per_class: int = 15,
+    train_per_class: int = 60,
+    test_per_class: int = 20,
     img_size: int = 96,
     seed: int = 0,
     force: bool = False,
@@ -772,8 +772,8 @@ def make_dataset(
         out_dir (str): The data root to write, created if missing.
         num_classes (int): Number of classes. Defaults to 4.
         train_per_class (int): Training (trainval) images per class.
-            Defaults to 30.
-        test_per_class (int): Test images per class. Defaults to 15.
+            Defaults to 60.
+        test_per_class (int): Test images per class. Defaults to 20.
         img_size (int): Width and height of every image. Defaults to 96.
         seed (int): Random seed; the output is a function of the settings.
             Defaults to 0.
@@ -900,11 +900,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--train-per-class',
         type=int,
-        default=30,
+        default=60,
         help='training (trainval) images per class',
     )
     parser.add_argument(
-        '--test-per-class', type=int, default=15, help='test images per class'
+        '--test-per-class', type=int, default=20, help='test images per class'
     )
     parser.add_argument('--img-size', type=int, default=96)
     parser.add_argument('--seed', type=int, default=0)
