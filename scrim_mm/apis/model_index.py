@@ -12,8 +12,8 @@ Where the configs are:
 * in a clone (also ``pip install -e .``): ``<repo>/configs/...``, beside the
   ``scrim_mm`` package folder;
 * in an installed package: ``scrim_mm/.mim/configs/...``, the place
-  OpenMMLab packages (and ``mim``) ship their configs in. The package has
-  to carry them there (see the README, "Inference").
+  OpenMMLab packages (and ``mim``) ship their configs in; ``setup.py``
+  copies ``configs/`` there when the package is built.
 """
 
 import os.path as osp
@@ -43,9 +43,11 @@ def find_metafile(
         tuple[str, str] | None: ``(metafile, config_prefix)``, the folder
         its ``Config`` paths are relative to; None when there is none.
     """
+    # The clone comes first: an editable install also has a (possibly
+    # older) copy in .mim, written when setup.py last ran.
     for prefix in (
-        osp.join(package_dir, '.mim'),  # installed package
         osp.dirname(package_dir),  # clone / editable install
+        osp.join(package_dir, '.mim'),  # installed package
     ):
         path = osp.join(prefix, METAFILE)
         if osp.isfile(path):

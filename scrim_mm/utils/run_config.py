@@ -143,9 +143,14 @@ def add_rng_state_hook(cfg: Config) -> None:
     the random generators; the hook saves them in every checkpoint so that
     ``--resume`` continues exactly as an uninterrupted run would.
 
+    A config opts out with the top-level key ``restore_rng_states = False``
+    (e.g. ``--cfg-options restore_rng_states=False``).
+
     Args:
         cfg (Config): The config, changed in place.
     """
+    if cfg.get('restore_rng_states', True) is False:
+        return
     hooks = list(cfg.get('custom_hooks', None) or [])
     if not any(
         str(h.get('type', '')).endswith('SCRIMRNGStateHook') for h in hooks

@@ -118,3 +118,11 @@ def test_rng_state_hook_added_once():
     add_rng_state_hook(cfg)
     types = [h['type'] for h in cfg.custom_hooks]
     assert types == ['EMAHook', 'SCRIMRNGStateHook']
+
+
+def test_rng_state_hook_opt_out():
+    from scrim_mm.utils import add_rng_state_hook
+
+    cfg = Config(dict(restore_rng_states=False))
+    add_rng_state_hook(cfg)
+    assert not cfg.get('custom_hooks')
