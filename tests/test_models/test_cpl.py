@@ -12,6 +12,8 @@ from mmpretrain.structures import DataSample
 import scrim_mm  # noqa: F401
 from scrim_mm.models.necks import CPLOutput
 
+from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -150,33 +152,7 @@ def test_osme_shapes_and_parts_match_per_part_mlp():
 
 
 @pytest.mark.parametrize(
-    'backbone, channels, size',
-    [
-        (dict(type='ResNet', depth=18, out_indices=(2, 3)), (256, 512), 64),
-        (dict(type='ResNet', depth=50, out_indices=(2, 3)), (1024, 2048), 64),
-        (
-            dict(
-                type='ConvNeXt',
-                arch='tiny',
-                out_indices=(2, 3),
-                gap_before_final_norm=False,
-            ),
-            (384, 768),
-            64,
-        ),
-        (
-            dict(
-                type='SwinTransformer',
-                arch='tiny',
-                img_size=64,
-                out_indices=(2, 3),
-                pad_small_map=True,
-            ),
-            (384, 768),
-            64,
-        ),
-    ],
-    ids=['resnet18', 'resnet50', 'convnext-tiny', 'swin-tiny'],
+    'backbone, channels, size', TWO_STAGE_BACKBONES, ids=BACKBONE_IDS
 )
 def test_cpl_neck_shapes_on_backbones(backbone, channels, size):
     torch.manual_seed(0)

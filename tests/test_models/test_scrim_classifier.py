@@ -10,6 +10,8 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
+
 STAGES = ('s3', 's4')
 LOSS_KEYS = {
     'loss_fused',
@@ -72,33 +74,7 @@ def samples(labels) -> list:
 
 
 @pytest.mark.parametrize(
-    'backbone, channels, size',
-    [
-        (R18, (256, 512), 64),
-        (dict(type='ResNet', depth=50, out_indices=(2, 3)), (1024, 2048), 64),
-        (
-            dict(
-                type='ConvNeXt',
-                arch='tiny',
-                out_indices=(2, 3),
-                gap_before_final_norm=False,
-            ),
-            (384, 768),
-            64,
-        ),
-        (
-            dict(
-                type='SwinTransformer',
-                arch='tiny',
-                img_size=64,
-                out_indices=(2, 3),
-                pad_small_map=True,
-            ),
-            (384, 768),
-            64,
-        ),
-    ],
-    ids=['resnet18', 'resnet50', 'convnext-tiny', 'swin-tiny'],
+    'backbone, channels, size', TWO_STAGE_BACKBONES, ids=BACKBONE_IDS
 )
 def test_backbones_shapes(backbone, channels, size):
     model = build(scrim_cfg(backbone, channels, crop_size=32))
