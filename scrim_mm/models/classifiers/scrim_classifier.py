@@ -8,6 +8,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.profiler import record_function
 
+from ..utils import unpack_targets
+
 
 @MODELS.register_module()
 class SCRIMClassifier(ImageClassifier):
@@ -104,13 +106,6 @@ class SCRIMClassifier(ImageClassifier):
     # ------------------------------------------------------------------
     # shared pieces
     # ------------------------------------------------------------------
-    @staticmethod
-    def _labels(data_samples: List[DataSample]) -> torch.Tensor:
-        """Index labels; the argmax of ``gt_score`` under Mixup/CutMix."""
-        if 'gt_score' in data_samples[0]:
-            return torch.stack([s.gt_score for s in data_samples]).argmax(1)
-        return torch.cat([s.gt_label for s in data_samples])
-
     def _encode_parts(
         self, inputs: torch.Tensor, boxes: torch.Tensor
     ) -> torch.Tensor:
@@ -252,7 +247,7 @@ class SCRIMClassifier(ImageClassifier):
             if self.with_fpl:
                 losses.update(
                     self.fpl_head.loss(
-                        part_feats, scores, self._labels(data_samples)
+                        part_feats, scores, unpack_targets(data_samples)[1]
                     )
                 )
         return losses

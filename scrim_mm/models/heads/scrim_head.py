@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 from torch.profiler import record_function
 
 from ..necks.cpl_neck import CPLOutput
+from ..utils import unpack_targets
 
 
 def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
@@ -330,12 +331,7 @@ class SCRIMHead(ClsHead):
             and, with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
         """
         logits = self.forward_all(feats, fpl_feats)
-        if 'gt_score' in data_samples[0]:
-            target = torch.stack([i.gt_score for i in data_samples])
-            labels = target.argmax(dim=1)
-        else:
-            target = torch.cat([i.gt_label for i in data_samples])
-            labels = target
+        target, labels = unpack_targets(data_samples)
         batch = logits['fused'].size(0)
 
         losses = dict()

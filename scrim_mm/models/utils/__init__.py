@@ -3,6 +3,7 @@ from .anchors import generate_anchors, num_anchors_per_level
 from .crops import crop_regions
 from .navigator import Navigator
 from .nms import batched_hard_nms
+from .targets import unpack_targets
 
 __all__ = [
     'generate_anchors',
@@ -10,4 +11,5 @@ __all__ = [
     'batched_hard_nms',
     'crop_regions',
     'Navigator',
+    'unpack_targets',
 ]
