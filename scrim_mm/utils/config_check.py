@@ -24,7 +24,7 @@ What is checked (:func:`check_config`):
 import inspect
 import math
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -204,11 +204,26 @@ def _model_num_classes(model_cfg: dict) -> Dict[str, int]:
     return found
 
 
+def dataset_levels(dataset_cfg: Optional[dict]) -> Iterator[dict]:
+    """Yield a dataset config and every dataset it wraps, outermost first.
+
+    RepeatDataset, ClassBalancedDataset and the like keep the dataset they
+    wrap in their ``dataset`` key.
+
+    Args:
+        dataset_cfg (dict, optional): The ``dataset`` of a dataloader.
+
+    Yields:
+        dict: Each level, ending with the real dataset.
+    """
+    while isinstance(dataset_cfg, dict):
+        yield dataset_cfg
+        dataset_cfg = dataset_cfg.get('dataset')
+
+
 def _unwrap(dataset_cfg: dict) -> dict:
-    # RepeatDataset / ClassBalancedDataset keep the real one in `dataset`.
-    while isinstance(dataset_cfg.get('dataset'), dict):
-        dataset_cfg = dataset_cfg['dataset']
-    return dataset_cfg
+    *_, innermost = dataset_levels(dataset_cfg)
+    return innermost
 
 
 # --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
+from .config_check import dataset_levels
+
 __all__ = [
     'set_work_dir',
     'apply_amp',
@@ -98,16 +100,6 @@ def set_dataloader_defaults(
         loader.persistent_workers = False
 
 
-def _pipelines(dataset_cfg: dict) -> list:
-    """Every pipeline list of a dataset config, wrappers included."""
-    found = []
-    while isinstance(dataset_cfg, dict):
-        if isinstance(dataset_cfg.get('pipeline'), list):
-            found.append(dataset_cfg['pipeline'])
-        dataset_cfg = dataset_cfg.get('dataset')
-    return found
-
-
 def use_scrim_image_loader(cfg: Config) -> int:
     """Load images with :class:`SCRIMLoadImageFromFile` in every loader.
 
@@ -127,7 +119,10 @@ def use_scrim_image_loader(cfg: Config) -> int:
         loader = cfg.get(field, None)
         if not loader:
             continue
-        for pipeline in _pipelines(loader.get('dataset')):
+        for level in dataset_levels(loader.get('dataset')):
+            pipeline = level.get('pipeline')
+            if not isinstance(pipeline, list):
+                continue
             for transform in pipeline:
                 name = str(transform.get('type', '')).split('.')[-1]
                 if name == 'LoadImageFromFile':
