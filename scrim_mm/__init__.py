@@ -10,7 +10,14 @@ registries, wraps mmengine's checkpoint loaders (see
 find them.
 """
 
-from . import apis, datasets, engine, models, visualization  # noqa: F401
+from . import (  # noqa: F401
+    apis,
+    datasets,
+    engine,
+    evaluation,
+    models,
+    visualization,
+)
 from .version import __version__, version_info
 
 __all__ = ['__version__', 'version_info']
