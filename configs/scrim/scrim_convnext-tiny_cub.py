@@ -59,9 +59,8 @@ model = dict(
 
 train_dataloader = dict(
     batch_size=8,
-    sampler=dict(
-        _delete_=True,
-        type='SCRIMClassBalancedSampler',
+    batch_sampler=dict(
+        type='SCRIMClassBalancedBatchSampler',
         num_classes_per_batch=4,
         num_samples_per_class=2,
     ),

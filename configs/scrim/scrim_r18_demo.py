@@ -78,9 +78,10 @@ train_dataloader = dict(
         classes=classes,
         pipeline=train_pipeline,
     ),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     # 4 classes x 2 images: the part-contrastive loss needs positives.
-    sampler=dict(
-        type='SCRIMClassBalancedSampler',
+    batch_sampler=dict(
+        type='SCRIMClassBalancedBatchSampler',
         num_classes_per_batch=4,
         num_samples_per_class=2,
     ),

@@ -16,7 +16,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from scrim_mm.datasets import SCRIMClassBalancedSampler
+from scrim_mm.datasets import SCRIMClassBalancedBatchSampler
 
 from ._shared import (
     CONFIG_DIR,
@@ -81,7 +81,7 @@ def test_dataset_config_trains(layout, tmp_path, demo_data, demo_classes):
         assert math.isfinite(value), key
 
     loader = runner.train_dataloader
-    assert isinstance(loader.sampler, SCRIMClassBalancedSampler)
+    assert isinstance(loader.batch_sampler, SCRIMClassBalancedBatchSampler)
     assert (
         len(loader.dataset) == DEMO['num_classes'] * (DEMO['train_per_class'])
     )

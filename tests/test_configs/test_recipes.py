@@ -48,10 +48,12 @@ def test_batch_comment_matches_config(path):
     assert cfg.auto_scale_lr.base_batch_size == total
     loader = cfg.train_dataloader
     assert loader.batch_size == per_gpu
-    sampler = loader.sampler
-    if sampler.type == 'SCRIMClassBalancedSampler':
+    batch_sampler = loader.get('batch_sampler')
+    if batch_sampler is not None:
+        assert batch_sampler.type == 'SCRIMClassBalancedBatchSampler'
         assert (
-            sampler.num_classes_per_batch * sampler.num_samples_per_class
+            batch_sampler.num_classes_per_batch
+            * batch_sampler.num_samples_per_class
             == per_gpu
         )
 
@@ -77,7 +79,8 @@ def test_recipe_settings(stem):
     assert cfg.data_preprocessor.num_classes == num_classes
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == data_root
-    assert cfg.train_dataloader.sampler.type == 'SCRIMClassBalancedSampler'
+    batch_sampler = cfg.train_dataloader.batch_sampler
+    assert batch_sampler.type == 'SCRIMClassBalancedBatchSampler'
 
     # Pipelines: resize 600, random crop 448 + flip / centre crop 448.
     train_steps = [

@@ -1,14 +1,18 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 from collections import Counter
+from types import SimpleNamespace
 from typing import Dict, List, Sequence
 
 import numpy as np
 import pytest
+from mmengine.dataset import DefaultSampler
+from mmengine.hooks import DistSamplerSeedHook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.registry import DATA_SAMPLERS
+from torch.utils.data import SequentialSampler
 
-from scrim_mm.datasets.samplers import SCRIMClassBalancedSampler
+from scrim_mm.datasets.samplers import SCRIMClassBalancedBatchSampler
 
 # Uneven class sizes: class 4 has fewer than K images, the others leave
 # remainders or not.
@@ -43,19 +47,21 @@ class CatIdsDataset(LabelledDataset):
         return [self.labels[idx]]
 
 
-def _sampler(labels=UNEVEN, p=P, k=K, **kwargs):
-    kwargs.setdefault('seed', 0)
-    return SCRIMClassBalancedSampler(
-        FakeDataset(labels),
-        num_classes_per_batch=p,
-        num_samples_per_class=k,
-        **kwargs,
+class MultiLabelDataset(LabelledDataset):
+    """A dataset whose images have two labels each."""
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [self.labels[idx], 0]
+
+
+def _sampler(
+    labels=UNEVEN, p=P, k=K, seed=0, dataset_type=FakeDataset, **kwargs
+):
+    """The batch sampler over a ``DefaultSampler``, as the Runner builds."""
+    sampler = DefaultSampler(dataset_type(labels), seed=seed)
+    return SCRIMClassBalancedBatchSampler(
+        sampler, num_classes_per_batch=p, num_samples_per_class=k, **kwargs
     )
-
-
-def _batches(indices: List[int], size: int) -> List[List[int]]:
-    assert len(indices) % size == 0
-    return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
 def _check_batch(
@@ -76,60 +82,59 @@ def _check_batch(
 
 
 def test_registered():
-    assert DATA_SAMPLERS.get('SCRIMClassBalancedSampler') is (
-        SCRIMClassBalancedSampler
+    assert DATA_SAMPLERS.get('SCRIMClassBalancedBatchSampler') is (
+        SCRIMClassBalancedBatchSampler
     )
 
 
 @pytest.mark.parametrize('epoch', [0, 1, 5])
 def test_batches_hold_p_classes_of_k_images(epoch):
-    sampler = _sampler(rank=0, world_size=1)
-    sampler.set_epoch(epoch)
-    indices = list(sampler)
-    assert len(indices) == len(sampler)
+    batch_sampler = _sampler(rank=0, world_size=1)
+    batch_sampler.sampler.set_epoch(epoch)
+    batches = list(batch_sampler)
     # Chunks: 3 + 1 + 2 + 1 + 1 + 3 + 2 = 13, at most 3 per class, so
     # B = max(ceil(13 / 3), 3) = 5.
-    assert sampler.num_global_batches == 5
-    assert len(sampler) == 5 * P * K
-    for batch in _batches(indices, P * K):
+    assert batch_sampler.num_global_batches == 5
+    assert len(batches) == len(batch_sampler) == 5
+    assert batch_sampler.batch_size == P * K
+    for batch in batches:
+        assert all(type(i) is int for i in batch)
         _check_batch(batch, UNEVEN, P, K)
-    assert set(indices) == set(range(len(UNEVEN)))
+    assert set().union(*batches) == set(range(len(UNEVEN)))
 
 
 def test_one_dominant_class_sets_the_number_of_batches():
     labels = [0] * 20 + [1] * 2 + [2] * 2
-    sampler = _sampler(labels, p=2, k=2, rank=0, world_size=1)
+    batch_sampler = _sampler(labels, p=2, k=2, rank=0, world_size=1)
     # Class 0 has 10 chunks and no batch may hold two of them.
-    assert sampler.num_global_batches == 10
-    indices = list(sampler)
-    for batch in _batches(indices, 4):
+    assert batch_sampler.num_global_batches == 10
+    batches = list(batch_sampler)
+    for batch in batches:
         _check_batch(batch, labels, 2, 2)
-    assert set(indices) == set(range(len(labels)))
+    assert set().union(*batches) == set(range(len(labels)))
 
 
 @pytest.mark.parametrize('world_size', [2, 4])
 def test_distributed_shares(world_size):
-    samplers = [
+    batch_samplers = [
         _sampler(rank=r, world_size=world_size) for r in range(world_size)
     ]
     for epoch in (0, 3):
-        for s in samplers:
-            s.set_epoch(epoch)
-        shares = [list(s) for s in samplers]
-        glob = samplers[0].global_batches()
-        # Every rank yields the same number of indices, in P x K batches.
-        assert len({len(share) for share in shares}) == 1
-        assert all(len(share) == len(samplers[0]) for share in shares)
-        assert len(glob) == world_size * len(samplers[0]) // (P * K)
+        for s in batch_samplers:
+            s.sampler.set_epoch(epoch)
+        shares = [list(s) for s in batch_samplers]
+        glob = batch_samplers[0].global_batches()
+        # Every rank yields the same number of P x K batches.
+        assert {len(share) for share in shares} == {len(batch_samplers[0])}
+        assert len(glob) == world_size * len(batch_samplers[0])
         for rank, share in enumerate(shares):
-            batches = _batches(share, P * K)
             # The ranks take disjoint positions of one global batch list.
-            assert batches == glob[rank::world_size]
-            for batch in batches:
+            assert share == glob[rank::world_size]
+            for batch in share:
                 _check_batch(batch, UNEVEN, P, K)
         # Together they cover every index at least once (with padding,
         # some indices occur more than once).
-        union = set().union(*map(set, shares))
+        union = {i for share in shares for batch in share for i in batch}
         assert union == set(range(len(UNEVEN)))
 
 
@@ -141,18 +146,18 @@ def test_distributed_shares_partition_without_padding(world_size):
         list(_sampler(labels, p=4, k=4, rank=r, world_size=world_size))
         for r in range(world_size)
     ]
-    flat = [i for share in shares for i in share]
+    flat = [i for share in shares for batch in share for i in batch]
     assert sorted(flat) == list(range(len(labels)))
 
 
 def test_ranks_pad_to_equal_length():
     # 5 batches over 2 and 4 ranks: padded to 6 and 8 batches.
     for world_size, per_rank in ((2, 3), (4, 2)):
-        samplers = [
+        batch_samplers = [
             _sampler(rank=r, world_size=world_size) for r in range(world_size)
         ]
-        assert all(len(s) == per_rank * P * K for s in samplers)
-        assert all(len(list(s)) == per_rank * P * K for s in samplers)
+        assert all(len(s) == per_rank for s in batch_samplers)
+        assert all(len(list(s)) == per_rank for s in batch_samplers)
 
 
 def test_set_epoch_reshuffles_deterministically():
@@ -160,70 +165,116 @@ def test_set_epoch_reshuffles_deterministically():
     first = list(a)
     assert list(a) == first  # same epoch, same order
     assert list(b) == first  # same seed, same order
-    a.set_epoch(1)
+    a.sampler.set_epoch(1)
     second = list(a)
     assert second != first
-    b.set_epoch(1)
+    assert a.global_batches(1) == second
+    b.sampler.set_epoch(1)
     assert list(b) == second
-    a.set_epoch(0)
+    a.sampler.set_epoch(0)
     assert list(a) == first
     assert list(_sampler(seed=4)) != first
 
 
 def test_default_seed_and_dist_info():
-    sampler = SCRIMClassBalancedSampler(
-        FakeDataset(UNEVEN), num_classes_per_batch=P, num_samples_per_class=K
-    )
-    assert isinstance(sampler.seed, int)
-    assert (sampler.rank, sampler.world_size) == (0, 1)
+    batch_sampler = _sampler(seed=None)
+    assert isinstance(batch_sampler.seed, int)
+    assert batch_sampler.seed == batch_sampler.sampler.seed
+    assert (batch_sampler.rank, batch_sampler.world_size) == (0, 1)
 
 
 def test_get_cat_ids_fallback():
-    sampler = SCRIMClassBalancedSampler(CatIdsDataset(UNEVEN), P, K, seed=0)
-    for batch in _batches(list(sampler), P * K):
+    for batch in _sampler(dataset_type=CatIdsDataset):
         _check_batch(batch, UNEVEN, P, K)
 
 
+def test_one_label_per_image():
+    with pytest.raises(ValueError, match='exactly one label'):
+        _sampler(dataset_type=MultiLabelDataset)
+
+
 def test_too_many_classes_per_batch():
-    with pytest.raises(ValueError, match=r'\(8\).*\(7\)'):
+    with pytest.raises(
+        ValueError, match=r'^num_classes_per_batch=8: .* 7 classes'
+    ):
         _sampler(p=8)
 
 
-@pytest.mark.parametrize('bad', [0, -1, 2.0])
+@pytest.mark.parametrize('bad', [0, -1, 2.0, True])
 def test_invalid_p_or_k(bad):
-    with pytest.raises(ValueError, match='positive integer'):
+    with pytest.raises(ValueError, match=r'^num_classes_per_batch=.*positive'):
         _sampler(p=bad)
-    with pytest.raises(ValueError, match='positive integer'):
+    with pytest.raises(ValueError, match=r'^num_samples_per_class=.*positive'):
         _sampler(k=bad)
 
 
-def test_explicit_batch_size_is_checked():
-    _sampler(batch_size=P * K)
-    with pytest.raises(ValueError, match=r'batch_size \(8\).*3 x 4 = 12'):
+def test_batch_size_is_checked():
+    assert _sampler(batch_size=P * K).batch_size == P * K
+    with pytest.raises(
+        ValueError,
+        match=r"^batch_size=8: .* 3 x 4 = 12; set the dataloader's "
+        r'batch_size to 12$',
+    ):
         _sampler(batch_size=8)
 
 
-def _loader(batch_size: int, **sampler_kwargs):
+def test_sampler_without_seed_and_epoch():
+    sampler = SequentialSampler(FakeDataset(UNEVEN))
+    with pytest.raises(
+        ValueError, match=r'^sampler=SequentialSampler: .*DefaultSampler'
+    ):
+        SCRIMClassBalancedBatchSampler(sampler, P, K)
+
+
+def test_invalid_rank():
+    with pytest.raises(ValueError, match=r'^rank=2: .*world_size=2'):
+        _sampler(rank=2, world_size=2)
+
+
+def test_dataset_without_labels():
+    with pytest.raises(
+        ValueError, match=r'^dataset=LabelledDataset: .*get_gt'
+    ):
+        _sampler(dataset_type=LabelledDataset)
+
+
+def test_empty_dataset():
+    with pytest.raises(ValueError, match=r'^dataset=FakeDataset: is empty'):
+        _sampler(labels=[])
+
+
+def _loader(batch_size: int = P * K, **cfg):
     cfg = dict(
         dataset=FakeDataset(UNEVEN),
-        sampler=dict(
-            type='SCRIMClassBalancedSampler',
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        batch_sampler=dict(
+            type='SCRIMClassBalancedBatchSampler',
             num_classes_per_batch=P,
             num_samples_per_class=K,
-            **sampler_kwargs,
         ),
         batch_size=batch_size,
         num_workers=0,
+        **cfg,
     )
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return Runner.build_dataloader(cfg, seed=1)
 
 
+def _set_epoch(loader, epoch: int) -> None:
+    """Set the epoch as mmengine's training does, through its hook."""
+    runner = SimpleNamespace(
+        train_loop=SimpleNamespace(dataloader=loader), epoch=epoch
+    )
+    DistSamplerSeedHook().before_train_epoch(runner)
+
+
 def test_runner_dataloader():
-    loader = _loader(P * K)
-    assert isinstance(loader.sampler, SCRIMClassBalancedSampler)
-    assert loader.sampler.seed == 1
-    assert len(loader) == len(loader.sampler) // (P * K)
+    loader = _loader()
+    batch_sampler = loader.batch_sampler
+    assert isinstance(batch_sampler, SCRIMClassBalancedBatchSampler)
+    assert isinstance(batch_sampler.sampler, DefaultSampler)
+    assert batch_sampler.seed == 1  # the Runner's seed
+    assert len(loader) == len(batch_sampler) == 5
     seen = Counter()
     for batch in loader:
         assert len(batch['index']) == P * K
@@ -232,12 +283,30 @@ def test_runner_dataloader():
     assert set(seen) == set(range(len(UNEVEN)))
 
 
+def test_runner_dataloader_epochs_and_resume():
+    loader = _loader()
+    first = [batch['index'] for batch in loader]
+    _set_epoch(loader, 2)
+    assert loader.batch_sampler.sampler.epoch == 2
+    second = [batch['index'] for batch in loader]
+    assert second != first
+    assert second == loader.batch_sampler.global_batches(2)
+    # A resumed run builds a new loader with the same seed and sets the
+    # epoch it continues at: it gets that epoch's batches again.
+    resumed = _loader()
+    _set_epoch(resumed, 2)
+    assert [batch['index'] for batch in resumed] == second
+
+
 def test_runner_dataloader_wrong_batch_size():
-    loader = _loader(P * K + 1)
-    with pytest.raises(ValueError, match='must equal'):
-        next(iter(loader))
+    with pytest.raises(ValueError, match=r'^batch_size=13: '):
+        _loader(P * K + 1)
 
 
-def test_dataset_without_labels():
-    with pytest.raises(TypeError, match='get_gt_labels'):
-        SCRIMClassBalancedSampler(LabelledDataset(UNEVEN), P, K, seed=0)
+def test_runner_dataloader_num_batch_per_epoch():
+    # The Runner slices the dataset to 2 x 12 images: classes 0-3.
+    loader = _loader(num_batch_per_epoch=2)
+    assert len(loader.dataset) == 2 * P * K
+    for batch in loader:
+        _check_batch(batch['index'], UNEVEN, P, K)
+        assert max(batch['index']) < 2 * P * K

@@ -41,20 +41,25 @@ class Labels:
 
 
 def _sampler_indices(rank: int) -> dict:
-    from scrim_mm.datasets.samplers import SCRIMClassBalancedSampler
+    from mmengine.dataset import DefaultSampler
+
+    from scrim_mm.datasets.samplers import SCRIMClassBalancedBatchSampler
 
     # 8 classes x 4 images, P = 2 classes x K = 2 images: 16 chunks, 8
-    # batches, 4 per rank, no padding needed.
+    # batches, 4 per rank, no padding needed. The DefaultSampler draws one
+    # seed and shares it across the ranks, as in a Runner.
     dataset = Labels(np.repeat(np.arange(8), 4))
-    sampler = SCRIMClassBalancedSampler(
-        dataset, num_classes_per_batch=2, num_samples_per_class=2
+    batch_sampler = SCRIMClassBalancedBatchSampler(
+        DefaultSampler(dataset),
+        num_classes_per_batch=2,
+        num_samples_per_class=2,
     )
-    sampler.set_epoch(1)
+    batch_sampler.sampler.set_epoch(1)
     return dict(
         rank=rank,
-        seed=sampler.seed,
-        indices=list(sampler),
-        batches=sampler.global_batches(),
+        seed=batch_sampler.seed,
+        indices=[i for batch in batch_sampler for i in batch],
+        batches=batch_sampler.global_batches(),
     )
 
 

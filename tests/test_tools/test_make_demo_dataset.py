@@ -252,8 +252,9 @@ def test_runner_dataloader_on_demo_cub(tmp_path):
             classes=mdd.class_names('cub', 3),
             pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')],
         ),
-        sampler=dict(
-            type='SCRIMClassBalancedSampler',
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        batch_sampler=dict(
+            type='SCRIMClassBalancedBatchSampler',
             num_classes_per_batch=2,
             num_samples_per_class=2,
         ),

@@ -1,18 +1,18 @@
 # CUB-200-2011 at 448 px for SCRIM: mmpretrain's own CUB settings (resize to
 # 600x600, random crop 448 and horizontal flip for training; resize 600 and
 # centre crop 448 for testing; data/CUB_200_2011; 200 classes) with the
-# class-balanced sampler in the training loader. The part-contrastive loss
-# needs several images of one class in a batch: each per-GPU batch of 8 is
-# P x K = 4 classes x 2 images. The per-GPU batch_size must stay P x K.
+# class-balanced batch sampler in the training loader (mmpretrain's
+# DefaultSampler stays as its source of seed and epoch). The part-contrastive
+# loss needs several images of one class in a batch: each per-GPU batch of 8
+# is P x K = 4 classes x 2 images. The per-GPU batch_size must stay P x K.
 # Configs that inherit this import the plugin (custom_imports) themselves:
 # mmengine refuses a key that two bases both set.
 _base_ = ['mmpretrain::_base_/datasets/cub_bs8_448.py']
 
 train_dataloader = dict(
     batch_size=8,
-    sampler=dict(
-        _delete_=True,
-        type='SCRIMClassBalancedSampler',
+    batch_sampler=dict(
+        type='SCRIMClassBalancedBatchSampler',
         num_classes_per_batch=4,
         num_samples_per_class=2,
     ),

@@ -1,4 +1,4 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from .class_balanced_sampler import SCRIMClassBalancedSampler
+from .class_balanced_batch_sampler import SCRIMClassBalancedBatchSampler
 
-__all__ = ['SCRIMClassBalancedSampler']
+__all__ = ['SCRIMClassBalancedBatchSampler']

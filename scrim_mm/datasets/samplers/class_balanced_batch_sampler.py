@@ -1,17 +1,16 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 import math
-import sys
 from typing import Iterator, List, Optional, Sized
 
 import numpy as np
-from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.dist import get_dist_info
 from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler, Sampler
 
 
 @DATA_SAMPLERS.register_module()
-class SCRIMClassBalancedSampler(Sampler):
-    """Class-balanced (P x K) sampler for SCRIM's part-contrastive loss.
+class SCRIMClassBalancedBatchSampler(BatchSampler):
+    """Class-balanced (P x K) batch sampler for SCRIM's part-contrastive loss.
 
     The contrastive part loss of SCRIM's CPL modules pulls together part
     features of the *same class* and pushes apart those of different classes
@@ -21,10 +20,30 @@ class SCRIMClassBalancedSampler(Sampler):
     rarely holds two images of one class, so almost every anchor has no
     positive and the loss vanishes. Like MAMC's sampler, this one builds
     every batch from ``P = num_classes_per_batch`` distinct classes with
-    ``K = num_samples_per_class`` images each.
+    ``K = num_samples_per_class`` images each: the batch size is ``P * K``,
+    owned by this batch sampler.
 
-    Each epoch (the order is a function of ``seed`` and the epoch given to
-    :meth:`set_epoch`, identical on every rank):
+    It is set through the ``batch_sampler`` key of an mmengine dataloader
+    config, as mmdet's ``AspectRatioBatchSampler`` is. mmengine's Runner
+    builds the dataloader's ``sampler`` first and hands it over with the
+    dataloader's ``batch_size``. The sampler supplies the dataset, the seed
+    (the Runner's, or one synchronised across ranks) and the epoch (set by
+    mmengine through ``batch_sampler.sampler.set_epoch``); its own order is
+    not used, because a P x K batch list must be planned over the whole
+    dataset, identically on every rank. mmengine's ``DefaultSampler`` fits.
+    A config reads::
+
+        train_dataloader = dict(
+            batch_size=8,  # P x K; mmengine requires it (auto_scale_lr)
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_sampler=dict(
+                type='SCRIMClassBalancedBatchSampler',
+                num_classes_per_batch=4,
+                num_samples_per_class=2),
+            ...)
+
+    Each epoch (the order is a function of the sampler's ``seed`` and
+    ``epoch``, identical on every rank):
 
     1. The indices of each class are shuffled and cut into chunks of ``K``.
        A class with fewer than ``K`` images, or the last chunk of a class,
@@ -41,54 +60,38 @@ class SCRIMClassBalancedSampler(Sampler):
        world size with extra random batches, and rank ``r`` takes batches
        ``r, r + world_size, ...``.
 
-    Consequently, per epoch: every rank yields the same number of batches,
-    :meth:`__len__` ``= P * K * ceil(B / world_size)`` indices; the ranks
-    receive disjoint sets of batches of one global list, and every index of
-    the dataset is in at least one of its batches. Indices may occur more
-    than once (the padding of steps 1-3), so the ranks' index sets are
-    disjoint only when no padding was needed. Within a batch the ``K``
-    indices of a class are consecutive.
-
-    Note:
-        The per-rank dataloader ``batch_size`` **must** equal ``P * K``;
-        otherwise batches straddle the class groups. The sampler raises a
-        ``ValueError`` when it is given ``batch_size``, or when it is
-        iterated by a torch ``BatchSampler`` (what a ``DataLoader`` with
-        ``batch_size`` builds) of another batch size. A config reads::
-
-            train_dataloader = dict(
-                batch_size=16,  # = 4 x 4
-                sampler=dict(
-                    type='SCRIMClassBalancedSampler',
-                    num_classes_per_batch=4,
-                    num_samples_per_class=4),
-                ...)
+    Consequently, per epoch: every rank yields ``len(self) = ceil(B /
+    world_size)`` batches; the ranks receive disjoint sets of batches of one
+    global list, and every index of the dataset is in at least one of its
+    batches. Indices may occur more than once (the padding of steps 1-3), so
+    the ranks' index sets are disjoint only when no padding was needed.
+    Within a batch the ``K`` indices of a class are consecutive.
 
     Args:
-        dataset (Sized): The dataset. It must provide ``get_gt_labels()``
-            (mmpretrain datasets) or ``get_cat_ids(idx)`` (one label each).
+        sampler (Sampler): The dataloader's sampler, with the attributes
+            ``dataset`` (which must provide ``get_gt_labels()``, as
+            mmpretrain datasets do, or ``get_cat_ids(idx)`` with one label
+            each), ``seed`` and ``epoch``, e.g. mmengine's
+            ``DefaultSampler``.
         num_classes_per_batch (int): ``P``, distinct classes per batch.
         num_samples_per_class (int): ``K``, images of each class per batch.
-        seed (int, optional): Random seed, identical on every rank. If None,
-            a seed is drawn and synchronised across ranks as mmengine's
-            ``DefaultSampler`` does. Defaults to None.
+        batch_size (int, optional): The dataloader's per-rank batch size
+            (mmengine passes it); it must equal ``P * K`` when given.
+            Defaults to None.
         rank (int, optional): This process's rank; from
             ``mmengine.dist.get_dist_info()`` if None. Defaults to None.
         world_size (int, optional): Number of processes; from
             ``mmengine.dist.get_dist_info()`` if None. Defaults to None.
-        batch_size (int, optional): The dataloader's per-rank batch size,
-            checked against ``P * K`` when given. Defaults to None.
     """
 
     def __init__(
         self,
-        dataset: Sized,
+        sampler: Sampler,
         num_classes_per_batch: int,
         num_samples_per_class: int,
-        seed: Optional[int] = None,
+        batch_size: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
-        batch_size: Optional[int] = None,
     ) -> None:
         for name, value in (
             ('num_classes_per_batch', num_classes_per_batch),
@@ -97,108 +100,99 @@ class SCRIMClassBalancedSampler(Sampler):
             valid = isinstance(value, int) and not isinstance(value, bool)
             if not valid or value < 1:
                 raise ValueError(
-                    f'{name} must be a positive integer, got {value!r}'
+                    f'{name}={value!r}: must be a positive integer; set '
+                    f'batch_sampler.{name} to one'
                 )
+        missing = [
+            attr
+            for attr in ('dataset', 'seed', 'epoch')
+            if not hasattr(sampler, attr)
+        ]
+        if missing:
+            raise ValueError(
+                f'sampler={type(sampler).__name__}: has no '
+                f'{", ".join(missing)}, from which the P x K batch sampler '
+                "takes its data and order; set the dataloader's sampler to "
+                "dict(type='DefaultSampler')"
+            )
+        p, k = num_classes_per_batch, num_samples_per_class
+        if batch_size is not None and batch_size != p * k:
+            raise ValueError(
+                f'batch_size={batch_size!r}: differs from the P x K batch '
+                f'of num_classes_per_batch x num_samples_per_class = {p} x '
+                f"{k} = {p * k}; set the dataloader's batch_size to "
+                f'{p * k}'
+            )
+        super().__init__(sampler, p * k, drop_last=False)
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError(
-                f'invalid rank {self.rank} for world size '
-                f'{self.world_size}'
+                f'rank={self.rank}: not a rank of world_size='
+                f'{self.world_size}; give 0 <= rank < world_size'
             )
-        self.dataset = dataset
-        self.num_classes_per_batch = num_classes_per_batch
-        self.num_samples_per_class = num_samples_per_class
-        self.batch_size = num_classes_per_batch * num_samples_per_class
-        if batch_size is not None:
-            self._check_batch_size(batch_size)
-        self.seed = sync_random_seed() if seed is None else seed
-        self.epoch = 0
+        self.num_classes_per_batch = p
+        self.num_samples_per_class = k
 
-        labels = self._get_labels(dataset)
+        labels = self._get_labels(sampler.dataset)
         classes, inverse = np.unique(labels, return_inverse=True)
         self.class_indices: List[np.ndarray] = [
             np.flatnonzero(inverse == c) for c in range(len(classes))
         ]
-        if num_classes_per_batch > len(classes):
+        if p > len(classes):
             raise ValueError(
-                f'num_classes_per_batch ({num_classes_per_batch}) is larger '
-                f'than the number of classes with images in the dataset '
-                f'({len(classes)}): a batch needs that many distinct '
-                'classes.'
+                f'num_classes_per_batch={p}: larger than the {len(classes)} '
+                'classes with images in the dataset, and a batch needs that '
+                'many distinct classes; lower num_classes_per_batch'
             )
-        k = num_samples_per_class
-        self._num_chunks = np.array(
+        num_chunks = np.array(
             [math.ceil(len(idx) / k) for idx in self.class_indices]
         )
         # The fewest batches that hold every chunk: no batch holds two chunks
         # of one class, and each holds at most P chunks.
         self.num_global_batches = int(
-            max(
-                math.ceil(self._num_chunks.sum() / num_classes_per_batch),
-                self._num_chunks.max(),
-            )
+            max(math.ceil(num_chunks.sum() / p), num_chunks.max())
         )
         self.num_batches = math.ceil(self.num_global_batches / self.world_size)
-        self.num_samples = self.num_batches * self.batch_size
 
     @staticmethod
     def _get_labels(dataset: Sized) -> np.ndarray:
         """Return one integer label per index of ``dataset``."""
+        name = type(dataset).__name__
         num = len(dataset)
         if num == 0:
-            raise ValueError('the dataset is empty')
+            raise ValueError(
+                f'dataset={name}: is empty; check its data_root and '
+                'annotation file'
+            )
         if hasattr(dataset, 'get_gt_labels'):
             # A dataset sliced by the Runner (``num_batch_per_epoch``)
             # forwards to the full one: keep the first ``len`` labels.
             labels = np.asarray(dataset.get_gt_labels())[:num]
         elif hasattr(dataset, 'get_cat_ids'):
             cat_ids = [list(dataset.get_cat_ids(i)) for i in range(num)]
-            if any(len(ids) != 1 for ids in cat_ids):
-                raise ValueError(
-                    'SCRIMClassBalancedSampler needs exactly '
-                    'one label per sample'
-                )
-            labels = np.array([ids[0] for ids in cat_ids])
+            single = all(len(ids) == 1 for ids in cat_ids)
+            # Several labels of one image fail the shape check below.
+            labels = np.array([ids[0] for ids in cat_ids] if single else [])
         else:
-            raise TypeError(
-                f'{type(dataset).__name__} has neither get_gt_labels() nor '
-                'get_cat_ids(): cannot group its samples by class'
+            raise ValueError(
+                f'dataset={name}: has neither get_gt_labels() nor '
+                'get_cat_ids(), so its images cannot be grouped by class; '
+                'use an mmpretrain dataset or add get_gt_labels()'
             )
         if labels.shape != (num,):
             raise ValueError(
-                'SCRIMClassBalancedSampler needs exactly one '
-                f'label per sample, got labels of shape '
-                f'{labels.shape} for {num} samples'
+                f'dataset={name}: the P x K batch sampler needs exactly one '
+                f'label for each of its {num} images; use a single-label '
+                'dataset'
             )
         return labels.astype(np.int64)
 
-    def _check_batch_size(self, batch_size: int) -> None:
-        if batch_size != self.batch_size:
-            raise ValueError(
-                f'the dataloader batch_size ({batch_size}) must equal '
-                f'num_classes_per_batch x num_samples_per_class = '
-                f'{self.num_classes_per_batch} x '
-                f'{self.num_samples_per_class} = {self.batch_size} for '
-                'SCRIMClassBalancedSampler'
-            )
-
-    def _check_caller_batch_size(self) -> None:
-        """Check the batch size of the ``BatchSampler`` iterating us.
-
-        A ``DataLoader`` built with ``batch_size`` wraps the sampler in a
-        ``BatchSampler`` whose ``__iter__`` calls ``iter(sampler)``; the
-        sampler is never told the batch size, so it is read from that
-        caller's frame. Best effort: nothing is checked for other callers.
-        """
-        try:
-            # 0: this method, 1: __iter__, 2: the caller of iter(self).
-            caller = sys._getframe(2).f_locals.get('self')
-        except (AttributeError, ValueError):
-            return
-        if isinstance(caller, BatchSampler) and caller.sampler is self:
-            self._check_batch_size(caller.batch_size)
+    @property
+    def seed(self) -> int:
+        """int: The seed of the order, the sampler's."""
+        return self.sampler.seed
 
     def _chunk(self, rng: np.random.Generator, cls: int) -> np.ndarray:
         """Draw a fresh chunk of ``K`` indices of one class."""
@@ -244,15 +238,15 @@ class SCRIMClassBalancedSampler(Sampler):
         """Return the batches of all ranks for an epoch.
 
         Args:
-            epoch (int, optional): The epoch; the one set by
-                :meth:`set_epoch` if None. Defaults to None.
+            epoch (int, optional): The epoch; the sampler's if None.
+                Defaults to None.
 
         Returns:
             list[list[int]]: ``world_size * ceil(B / world_size)`` batches of
             ``P * K`` dataset indices each; rank ``r`` iterates over batches
             ``r, r + world_size, ...`` in this order.
         """
-        epoch = self.epoch if epoch is None else epoch
+        epoch = self.sampler.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.seed % 2**32, epoch])
         p = self.num_classes_per_batch
         num_classes = len(self.class_indices)
@@ -295,20 +289,11 @@ class SCRIMClassBalancedSampler(Sampler):
             )
         return batches
 
-    def __iter__(self) -> Iterator[int]:
-        """Iterate over this rank's indices, ``P * K`` per batch."""
-        self._check_caller_batch_size()
+    def __iter__(self) -> Iterator[List[int]]:
+        """Iterate over this rank's batches of ``P * K`` indices."""
         batches = self.global_batches()[self.rank :: self.world_size]
-        return iter([int(i) for batch in batches for i in batch])
+        return iter([[int(i) for i in batch] for batch in batches])
 
     def __len__(self) -> int:
-        """The number of indices this rank yields per epoch."""
-        return self.num_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch: each epoch gets its own (reproducible) order.
-
-        Args:
-            epoch (int): Epoch number.
-        """
-        self.epoch = epoch
+        """The number of batches this rank yields per epoch."""
+        return self.num_batches
