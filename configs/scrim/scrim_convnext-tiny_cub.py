@@ -66,4 +66,6 @@ train_dataloader = dict(
     ),
 )
 
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+optim_wrapper = dict(
+    constructor='SCRIMOptimWrapperConstructor', clip_grad=dict(max_norm=5.0)
+)

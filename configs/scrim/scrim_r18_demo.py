@@ -103,9 +103,12 @@ test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
     # The navigators' hinge ranking loss can run away early in training
-    # from scratch; clipping keeps every loss finite (see README).
+    # from scratch; clipping keeps every loss finite (see README). The
+    # navigators are clipped on their own, so their ranking gradient never
+    # scales down the backbone and classifier updates.
+    constructor='SCRIMOptimWrapperConstructor',
+    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
     clip_grad=dict(max_norm=5.0),
 )
 param_scheduler = [

@@ -5,9 +5,15 @@ from .checkpoint_loader import (
     register_checkpoint_loaders,
 )
 from .hooks import SCRIMRNGStateHook
-from .optim_wrappers import SCRIMCPUAmpOptimWrapper
+from .optim_wrappers import (
+    BranchGradClipper,
+    SCRIMCPUAmpOptimWrapper,
+    SCRIMOptimWrapperConstructor,
+)
 
 __all__ = [
+    'BranchGradClipper',
+    'SCRIMOptimWrapperConstructor',
     'MMENGINE_CHECKPOINT_GLOBALS',
     'mmengine_checkpoint_globals',
     'register_checkpoint_loaders',

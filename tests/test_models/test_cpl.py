@@ -416,12 +416,19 @@ def test_head_loss_keys():
         'loss_cpl_s4',
         'loss_contrast_s3',
         'loss_contrast_s4',
+        'loss_diversity_s3',
+        'loss_diversity_s4',
         'accuracy_top-1',
     }
     for key, value in losses.items():
         assert torch.isfinite(value).all(), key
     # disabled terms disappear
-    head = _head(raw_loss=None, cpl_loss=None, contrastive_loss=None)
+    head = _head(
+        raw_loss=None,
+        cpl_loss=None,
+        contrastive_loss=None,
+        diversity_loss=None,
+    )
     losses = head.loss(out, _samples([0, 1, 0, 1]), fpl)
     assert set(losses) == {'loss_fused'}
     assert set(head.forward_all(out, fpl)) == {'fused'}
@@ -581,8 +588,14 @@ def test_cpl_only_image_classifier_trains():
                 assert grad is not None, name
                 assert grad.abs().sum() > 0, name
         optim.step()
-        totals.append(total.item())
+        # the diversity terms are bounded in [0, 1]; watch the others
+        totals.append(
+            sum(v.item() for k, v in losses.items() if 'diversity' not in k)
+        )
     assert totals[-1] <= 0.5 * totals[0], totals
+    for name in ('s3', 's4'):
+        key = f'loss_diversity_{name}'
+        assert losses[key] <= first[key] + 0.05, key
     # the classification terms are learnt, not only the metric ones
     assert losses['loss_fused'] < 0.1 * first['loss_fused']
     assert losses['loss_contrast_s4'] < first['loss_contrast_s4']

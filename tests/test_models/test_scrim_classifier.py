@@ -20,6 +20,8 @@ LOSS_KEYS = {
     'loss_cpl_s4',
     'loss_contrast_s3',
     'loss_contrast_s4',
+    'loss_diversity_s3',
+    'loss_diversity_s4',
     'loss_teacher_s3',
     'loss_teacher_s4',
     'loss_rank_s3',
@@ -202,6 +204,8 @@ def test_cpl_only_classifier():
         'loss_cpl_s4',
         'loss_contrast_s3',
         'loss_contrast_s4',
+        'loss_diversity_s3',
+        'loss_diversity_s4',
     }
     # The same modules in a plain mmpretrain ImageClassifier.
     plain = cfg.copy()

@@ -7,11 +7,14 @@
 #   at 10x the backbone's rate (lr_mult=10, i.e. 0.1 at batch 64). The
 #   backbone keeps the 0.01 that mmpretrain fine-tunes ResNet-50 on CUB with;
 #   the multiplier is our default, not a number from the anchor papers.
-# - gradient clipping: the navigators' hinge ranking loss can run away early
-#   in training; clipping the total gradient norm keeps every loss finite.
+# - gradient clipping, per branch: the navigators' hinge ranking loss can run
+#   away early in training, so gradients are clipped; the navigators are
+#   clipped on their own (SCRIMOptimWrapperConstructor), so their large
+#   ranking gradient never scales down the backbone and classifier updates.
 _base_ = ['mmpretrain::_base_/schedules/cub_bs64.py']
 
 optim_wrapper = dict(
+    constructor='SCRIMOptimWrapperConstructor',
     paramwise_cfg=dict(
         # A key applies to every parameter whose name contains it ('head'
         # alone would also catch fpl_head.*); both are listed for clarity.

@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 from torch.profiler import record_function
 
 from ..necks.cpl_neck import CPLOutput
-from ..utils import unpack_targets
+from ..utils import part_attention_maps, unpack_targets
 
 
 def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
@@ -63,6 +63,12 @@ class SCRIMHead(ClsHead):
             loss_weight=1.0)``.
         contrastive_weights (Sequence[float]): Per-stage multipliers of the
             contrastive loss. Defaults to ``(0.25, 0.5)``.
+        diversity_loss (dict, optional): Loss on the spatial attention
+            maps of the parts of every stage
+            (:class:`~scrim_mm.models.losses.PartDiversityLoss`), which
+            keeps the ``P`` parts from attending to the same place; None
+            disables it. Defaults to
+            ``dict(type='PartDiversityLoss', loss_weight=1.0)``.
         pred_mode (str): ``'fused'`` predicts from the fused logits,
             ``'sum'`` from the sum of fused, raw and CPL logits (Cross-X
             style). Defaults to ``'fused'``.
@@ -99,6 +105,9 @@ class SCRIMHead(ClsHead):
             type='PartContrastiveLoss', mode='mamc', loss_weight=1.0
         ),
         contrastive_weights: Sequence[float] = (0.25, 0.5),
+        diversity_loss: Optional[dict] = dict(  # noqa: B006
+            type='PartDiversityLoss', loss_weight=1.0
+        ),
         pred_mode: str = 'fused',
         stage_names: Sequence[str] = ('s3', 's4'),
         topk: Union[int, Tuple[int, ...]] = (1,),
@@ -166,6 +175,7 @@ class SCRIMHead(ClsHead):
             )
         )
         self.contrastive_module = _build_optional(contrastive_loss)
+        self.diversity_module = _build_optional(diversity_loss)
 
     def _check_inputs(
         self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor]
@@ -327,7 +337,8 @@ class SCRIMHead(ClsHead):
 
         Returns:
             dict[str, torch.Tensor]: ``loss_fused``, ``loss_raw``,
-            ``loss_cpl_<stage>``, ``loss_contrast_<stage>`` (those enabled)
+            ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
+            ``loss_diversity_<stage>`` (those enabled)
             and, with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
         """
         logits = self.forward_all(feats, fpl_feats)
@@ -351,6 +362,10 @@ class SCRIMHead(ClsHead):
                 losses[f'loss_contrast_{name}'] = self.contrastive_weights[
                     i
                 ] * self.contrastive_module(feats.part_embeds[i], labels)
+            if self.diversity_module is not None:
+                losses[f'loss_diversity_{name}'] = self.diversity_module(
+                    part_attention_maps(feats.feats[i], feats.excitations[i])
+                )
 
         if self.cal_acc:
             if target.ndim != 1:

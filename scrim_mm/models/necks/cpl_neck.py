@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ..utils import part_attention_maps
 from .osme import OSME
 
 
@@ -216,6 +217,6 @@ class CPLNeck(BaseModule):
             tuple[torch.Tensor]: One ``(B, P, H_s, W_s)`` map per stage.
         """
         return tuple(
-            torch.einsum('bchw,bpc->bphw', x, m) / x.shape[1]
+            part_attention_maps(x, m)
             for x, m in zip(out.feats, out.excitations)
         )

@@ -1,5 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 from .anchors import generate_anchors, num_anchors_per_level
+from .attention import part_attention_maps, part_diversity
 from .crops import crop_regions
 from .navigator import Navigator
 from .nms import batched_hard_nms
@@ -11,5 +12,7 @@ __all__ = [
     'batched_hard_nms',
     'crop_regions',
     'Navigator',
+    'part_attention_maps',
+    'part_diversity',
     'unpack_targets',
 ]
