@@ -410,7 +410,7 @@ def test_fpl_head_gradients():
     (losses['loss_rank_s3'] + losses['loss_rank_s4']).backward(
         retain_graph=True
     )
-    assert head.teacher_fc.weight.grad is None
+    assert head.teacher_fcs[0].weight.grad is None
     assert part_feats.grad is None
     assert all(f.grad is None for f in feats)
     for nav in head.navigators:
@@ -422,7 +422,7 @@ def test_fpl_head_gradients():
     head.zero_grad(set_to_none=True)
     # Teacher losses: teacher (and part features) only.
     (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
-    assert head.teacher_fc.weight.grad.abs().sum() > 0
+    assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
     assert part_feats.grad.abs().sum() > 0
     for p in head.navigators.parameters():
         assert p.grad is None
@@ -511,3 +511,58 @@ def test_fpl_head_autocast_bf16():
         for s in range(2):
             iou = box_iou(boxes[b, s], boxes[b, s]).fill_diagonal_(0)
             assert (iou < 0.25).all()
+
+
+def test_fpl_head_explore_perturbs_training_selection_only():
+    torch.manual_seed(0)
+    plain = r18_head()
+    explorer = r18_head(explore=2.0)
+    explorer.load_state_dict(plain.state_dict())
+    feats = r18_feats()
+    plain.train()
+    explorer.train()
+    torch.manual_seed(1)
+    boxes_p, scores_p = plain(feats, (128, 128))
+    torch.manual_seed(1)
+    boxes_e, scores_e = explorer(feats, (128, 128))
+    # Other regions are tried ...
+    assert not torch.equal(boxes_p, boxes_e)
+    # ... and their plain navigator scores are returned for the ranking
+    # loss: every returned score is the score of the returned anchor.
+    all_scores = plain._navigate(1, feats[1])
+    anchors = plain.get_anchors(1, (128, 128), torch.device('cpu'))
+    for b in range(2):
+        idx = [
+            int(((anchors - box).abs().sum(1) < 1e-4).nonzero()[0])
+            for box in boxes_e[b, 1]
+        ]
+        torch.testing.assert_close(scores_e[b, 1], all_scores[b, idx])
+    # Inference is unaffected.
+    plain.eval()
+    explorer.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            plain(feats, (128, 128))[0], explorer(feats, (128, 128))[0]
+        )
+    with pytest.raises(ValueError, match='explore=-1'):
+        r18_head(explore=-1)
+
+
+def test_fpl_head_teacher_per_stage():
+    torch.manual_seed(0)
+    head = r18_head(teacher_per_stage=True)
+    assert len(head.teacher_fcs) == 2
+    part_feats = torch.randn(2, 2, 3, 512)
+    logits = head.teacher(part_feats)
+    torch.testing.assert_close(
+        logits[:, 0], head.teacher_fcs[0](part_feats[:, 0])
+    )
+    torch.testing.assert_close(
+        logits[:, 1], head.teacher_fcs[1](part_feats[:, 1])
+    )
+    losses = head.loss(part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]))
+    losses['loss_teacher_s3'].backward()
+    assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
+    grad = head.teacher_fcs[1].weight.grad
+    assert grad is None or grad.abs().sum() == 0
+    assert len(r18_head().teacher_fcs) == 1

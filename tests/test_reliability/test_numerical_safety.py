@@ -95,7 +95,7 @@ def test_all_equal_scores(model):
     with torch.no_grad():
         for module in (
             list(flat.fpl_head.navigators.modules())
-            + [flat.fpl_head.teacher_fc]
+            + [flat.fpl_head.teacher_fcs[0]]
             + list(flat.head.modules())
         ):
             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):

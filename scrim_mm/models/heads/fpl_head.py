@@ -98,6 +98,20 @@ class FPLHead(BaseModule):
             None, meaning ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
         stage_names (Sequence[str]): Stage names used in loss keys.
             Defaults to ('s3', 's4').
+        teacher_per_stage (bool): Give every stage its own teacher instead
+            of NTS-Net's one teacher shared by all crops. The stages crop at
+            different scales (a stage-3 crop zooms further in), and a shared
+            teacher that learns the coarse stage's crops first can rate the
+            finer stage's crops wrongly, so that its navigator learns to
+            avoid the part. Defaults to False.
+        explore (float): Exploration of the training selection: the NMS
+            picks regions by the navigator scores plus Gaussian noise of
+            ``explore`` times each image's score spread (the ranking loss
+            still sees the plain scores; inference is unaffected). It lets
+            the teacher see regions the navigator does not rank first yet,
+            which breaks the bootstrap where a stage never selects the part
+            and so never learns that it is informative. 0 turns it off.
+            Defaults to 0.0.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -117,6 +131,8 @@ class FPLHead(BaseModule):
         teacher_loss: Optional[dict] = None,
         rank_loss: Optional[dict] = None,
         stage_names: Sequence[str] = ('s3', 's4'),
+        teacher_per_stage: bool = False,
+        explore: float = 0.0,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -202,8 +218,18 @@ class FPLHead(BaseModule):
                     ),
                 )
             )
-        # The teacher ("partcls" of NTS-Net), shared by crops and stages.
-        self.teacher_fc = nn.Linear(feat_channels, num_classes)
+        if explore < 0:
+            raise ValueError(
+                f'explore={explore}: must be >= 0 (0 turns exploration off).'
+            )
+        self.explore = float(explore)
+        self.teacher_per_stage = bool(teacher_per_stage)
+        # The teacher ("partcls" of NTS-Net), shared by the crops of a stage
+        # and, by default, by all stages.
+        num_teachers = num_stages if self.teacher_per_stage else 1
+        self.teacher_fcs = nn.ModuleList(
+            nn.Linear(feat_channels, num_classes) for _ in range(num_teachers)
+        )
         self.loss_teacher = self._build_loss(
             teacher_loss, dict(type='CrossEntropyLoss', loss_weight=1.0)
         )
@@ -319,12 +345,32 @@ class FPLHead(BaseModule):
                     f'for {anchors.shape[0]} anchors.'
                 )
             with record_function('scrim/anchors_nms'):
+                select = all_scores
+                if self.training and self.explore > 0:
+                    select = self._perturb(all_scores)
                 keep = batched_hard_nms(
-                    anchors, all_scores, self.nms_iou, num_parts
+                    anchors, select, self.nms_iou, num_parts
                 )
                 boxes.append(anchors[keep])
                 scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
+
+    def _perturb(self, scores: Tensor) -> Tensor:
+        """Scores with exploration noise, for the training selection only.
+
+        Gaussian noise of ``explore`` times each image's score spread lets
+        the selection try regions the navigator does not rank first yet,
+        so the teacher sees them and the ranking loss can learn from them.
+
+        Args:
+            scores (Tensor): Navigator scores (B, A).
+
+        Returns:
+            Tensor: Detached perturbed scores (B, A).
+        """
+        scores = scores.detach().float()
+        spread = scores.std(dim=1, keepdim=True).clamp_min(1e-6)
+        return scores + self.explore * spread * torch.randn_like(scores)
 
     def _navigate(self, stage: int, feat: Tensor) -> Tensor:
         """Run one navigator; in fp32 under CPU autocast.
@@ -376,7 +422,15 @@ class FPLHead(BaseModule):
             Tensor: Part logits (B, S, N, num_classes).
         """
         with record_function('scrim/heads'):
-            return self.teacher_fc(part_feats)
+            if not self.teacher_per_stage:
+                return self.teacher_fcs[0](part_feats)
+            return torch.stack(
+                [
+                    fc(part_feats[:, i])
+                    for i, fc in enumerate(self.teacher_fcs)
+                ],
+                dim=1,
+            )
 
     def loss(
         self, part_feats: Tensor, scores: Tensor, labels: Tensor

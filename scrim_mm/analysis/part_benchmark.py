@@ -1,0 +1,354 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""Part benchmark: SCRIM against its plain backbone at an equal budget.
+
+Both models train through mmengine's Runner on the same data, pipeline,
+epochs, optimizer and seed, and are scored on the test split: top-1 of
+both, and for SCRIM where its regions land - the share of test images
+whose best-scored region of every FPL stage contains the annotated part
+(:class:`~scrim_mm.evaluation.PartHitRate`), that share against another
+image's part (chance at that box size), the share of images whose CPL
+attention peak lies in the part, and how distinct the CPL parts are.
+"""
+
+import copy
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmpretrain.registry import METRICS, MODELS
+from mmpretrain.structures import DataSample
+
+from ..models.utils import part_diversity
+
+DIVERSITY_KEYS = ('excitation_cos', 'map_cos', 'map_corr', 'same_peak')
+
+
+@dataclass
+class PartBenchmarkResult:
+    """Figures of one part benchmark (percentages, except diversity).
+
+    Attributes:
+        scrim_top1 (float): Top-1 of SCRIM on the test split.
+        plain_top1 (float): Top-1 of the plain backbone.
+        fpl (Dict[str, Dict[str, float]]): Per FPL stage: ``hit``,
+            ``chance``, ``hit_any`` (any of the K regions) and ``object``.
+        cpl (Dict[str, Dict[str, float]]): Per CPL stage: ``peak_hit``
+            (the peak of the most active part lies in the part's cell),
+            ``peak_chance``, ``peak_hit_any`` (any part's peak) and the
+            diversity means of :func:`~scrim_mm.models.utils.part_diversity`.
+    """
+
+    scrim_top1: float
+    plain_top1: float
+    fpl: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    cpl: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+
+def _last_channels(backbone_cfg: dict) -> int:
+    """Channels of the last map of a backbone, from a tiny forward."""
+    backbone = MODELS.build(copy.deepcopy(backbone_cfg))
+    backbone.eval()
+    with torch.no_grad():
+        outs = backbone(torch.zeros(1, 3, 64, 64))
+    return int(outs[-1].shape[1])
+
+
+def plain_config(cfg: Config) -> Config:
+    """The plain-backbone twin of a SCRIM config.
+
+    The model becomes mmpretrain's ``ImageClassifier`` with the same
+    backbone and data preprocessor, ``GlobalAveragePooling`` and a
+    ``LinearClsHead``; everything else (data, pipeline, epochs, optimizer,
+    schedule, seed) is kept. Its evaluator is top-1 only.
+
+    Args:
+        cfg (Config): The SCRIM config.
+
+    Returns:
+        Config: A new config.
+    """
+    plain = copy.deepcopy(cfg)
+    model = cfg.model
+    num_classes = model.head.get('num_classes', model.get('num_classes'))
+    if num_classes is None:
+        raise ValueError(
+            'model.head.num_classes=None: the part benchmark needs the class '
+            'count of the SCRIM config; set model.head.num_classes.'
+        )
+    new_model = dict(
+        type='ImageClassifier',
+        backbone=copy.deepcopy(model.backbone),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=num_classes,
+            in_channels=_last_channels(model.backbone),
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        ),
+    )
+    if 'data_preprocessor' in model:
+        new_model['data_preprocessor'] = copy.deepcopy(model.data_preprocessor)
+    plain.model = new_model
+    plain.val_evaluator = dict(type='Accuracy', topk=(1,))
+    plain.test_evaluator = dict(type='Accuracy', topk=(1,))
+    return plain
+
+
+def _set_epochs(cfg: Config, epochs: int) -> None:
+    """Train for ``epochs``, stretching the last scheduler to the end."""
+    if epochs < 1:
+        raise ValueError(f'epochs={epochs}: must be >= 1.')
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = epochs
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    # Schedulers that would start after the end are dropped; the last one
+    # kept runs to the new end.
+    schedulers = [s for s in schedulers if s.get('begin', 0) < epochs]
+    for i, sched in enumerate(schedulers):
+        end = sched.get('end', epochs)
+        sched['end'] = epochs if i == len(schedulers) - 1 else min(end, epochs)
+        if 'T_max' in sched:
+            sched['T_max'] = max(1, sched['end'] - sched.get('begin', 0))
+    cfg.param_scheduler = schedulers
+
+
+def _train_and_test(cfg: Config, work_dir: str) -> Runner:
+    from ..utils import add_rng_state_hook, use_scrim_image_loader
+
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    add_rng_state_hook(cfg)
+    use_scrim_image_loader(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    runner.metrics = runner.test()
+    return runner
+
+
+def _scale_maps_to_boxes(maps: torch.Tensor, input_size: tuple) -> tuple:
+    """Peak cells of (B, P, h, w) maps as boxes in input pixels."""
+    b, p, h, w = maps.shape
+    flat = maps.flatten(2)
+    value, index = flat.max(dim=2)
+    sy, sx = input_size[0] / h, input_size[1] / w
+    y = torch.div(index, w, rounding_mode='floor').float()
+    x = (index % w).float()
+    boxes = torch.stack([x * sx, y * sy, (x + 1) * sx, (y + 1) * sy], dim=2)
+    return boxes, value
+
+
+@torch.no_grad()
+def cpl_peak_scores(
+    model: torch.nn.Module, dataloader, metric_cfg: dict
+) -> Dict[str, Dict[str, float]]:
+    """Score the CPL attention peaks of every stage against the parts.
+
+    The peak cell of every part's attention map (a ``stride x stride`` box
+    in input pixels, scored by the map's peak value) is handed to
+    :class:`~scrim_mm.evaluation.PartHitRate` as if it were a region, so
+    the best part's peak, any part's peak and the chance figure use the
+    same annotations and geometry as the FPL regions.
+
+    Args:
+        model (nn.Module): A SCRIM model with a :class:`CPLNeck`.
+        dataloader: The test dataloader.
+        metric_cfg (dict): The ``PartHitRate`` config (annotations).
+
+    Returns:
+        Dict[str, Dict[str, float]]: Per CPL stage, ``peak_hit``,
+        ``peak_chance``, ``peak_hit_any`` and the mean part-diversity
+        measures.
+    """
+    stages = tuple(model.neck.stage_names)
+    metric = METRICS.build(dict(metric_cfg, stage_names=stages, topk=-1))
+    sums = {name: {k: 0.0 for k in DIVERSITY_KEYS} for name in stages}
+    count = 0
+    model.eval()
+    for data in dataloader:
+        data = model.data_preprocessor(data, False)
+        inputs = data['inputs']
+        out = model.extract_feat(inputs, stage='neck')
+        all_boxes, all_scores, all_stages = [], [], []
+        for i, maps in enumerate(model.neck.attention_maps(out)):
+            boxes, value = _scale_maps_to_boxes(maps, inputs.shape[-2:])
+            all_boxes.append(boxes)
+            all_scores.append(value)
+            all_stages.append(torch.full_like(value, i, dtype=torch.long))
+            if out.excitations[i].shape[1] > 1:
+                div = part_diversity(out.feats[i], out.excitations[i])
+                for key in DIVERSITY_KEYS:
+                    sums[stages[i]][key] += div[key].sum().item()
+        boxes = torch.cat(all_boxes, dim=1).cpu()
+        scores = torch.cat(all_scores, dim=1).cpu()
+        stage_ids = torch.cat(all_stages, dim=1).cpu()
+        samples = []
+        for j, sample in enumerate(data['data_samples']):
+            new = DataSample(metainfo=sample.metainfo)
+            new.set_field(boxes[j], 'pred_boxes', dtype=torch.Tensor)
+            new.set_field(scores[j], 'pred_box_scores', dtype=torch.Tensor)
+            new.set_field(stage_ids[j], 'pred_box_stages', dtype=torch.Tensor)
+            samples.append(new.to_dict())
+        metric.process(None, samples)
+        count += len(samples)
+    figures = metric.evaluate(count)
+    result = {}
+    for name in stages:
+        result[name] = dict(
+            peak_hit=figures[f'part_hit/{name}'],
+            peak_chance=figures[f'part_hit_chance/{name}'],
+            peak_hit_any=figures[f'part_hit_any/{name}'],
+            **{k: v / max(count, 1) for k, v in sums[name].items()},
+        )
+    return result
+
+
+def _part_metric_cfg(cfg: Config, ann_format: Optional[str]) -> dict:
+    evaluators = cfg.get('test_evaluator')
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    for ev in evaluators or []:
+        if ev.get('type') == 'PartHitRate':
+            metric = dict(copy.deepcopy(ev))
+            if ann_format is not None:
+                metric['ann_format'] = ann_format
+            return metric
+    data_root = cfg.test_dataloader.dataset.get('data_root')
+    if data_root is None:
+        raise ValueError(
+            'test_dataloader.dataset.data_root=None: the part benchmark '
+            'needs the annotations; add a PartHitRate test_evaluator.'
+        )
+    if ann_format is None:
+        demo = osp.isfile(osp.join(data_root, 'demo_parts.json'))
+        ann_format = 'demo' if demo else 'cub'
+    return dict(type='PartHitRate', data_root=data_root, ann_format=ann_format)
+
+
+def run_part_benchmark(
+    cfg: Config,
+    work_dir: str,
+    epochs: Optional[int] = None,
+    seed: Optional[int] = None,
+    ann_format: Optional[str] = None,
+) -> PartBenchmarkResult:
+    """Train SCRIM and its plain backbone and score them.
+
+    Args:
+        cfg (Config): The SCRIM config.
+        work_dir (str): Folder for both runs (``scrim/`` and ``plain/``).
+        epochs (int, optional): Override of the training epochs for both.
+            Defaults to None (the config's).
+        seed (int, optional): Override of ``randomness.seed`` for both.
+            Defaults to None (the config's).
+        ann_format (str, optional): ``'demo'`` or ``'cub'`` annotations;
+            None takes the config's ``PartHitRate`` or guesses from the
+            data root. Defaults to None.
+
+    Returns:
+        PartBenchmarkResult: The figures.
+    """
+    cfg = copy.deepcopy(cfg)
+    if cfg.model.get('type') != 'SCRIMClassifier':
+        raise ValueError(
+            f"model.type={cfg.model.get('type')!r}: the part benchmark needs "
+            "a SCRIMClassifier config (e.g. configs/scrim/"
+            "scrim_r18_hard-demo.py)."
+        )
+    if epochs is not None:
+        _set_epochs(cfg, epochs)
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
+    metric = _part_metric_cfg(cfg, ann_format)
+    cfg.val_evaluator = [dict(type='Accuracy', topk=(1,)), metric]
+    cfg.test_evaluator = cfg.val_evaluator
+    plain = plain_config(cfg)
+
+    scrim_runner = _train_and_test(cfg, osp.join(work_dir, 'scrim'))
+    scrim_metrics = scrim_runner.metrics
+    cpl = cpl_peak_scores(
+        scrim_runner.model, scrim_runner.test_dataloader, metric
+    )
+    plain_runner = _train_and_test(plain, osp.join(work_dir, 'plain'))
+
+    fpl = {}
+    for name in scrim_runner.model.fpl_head.stage_names:
+        fpl[name] = dict(
+            hit=scrim_metrics[f'part_hit/{name}'],
+            chance=scrim_metrics[f'part_hit_chance/{name}'],
+            hit_any=scrim_metrics[f'part_hit_any/{name}'],
+            object=scrim_metrics[f'object_hit/{name}'],
+        )
+    return PartBenchmarkResult(
+        scrim_top1=float(scrim_metrics['accuracy/top1']),
+        plain_top1=float(plain_runner.metrics['accuracy/top1']),
+        fpl=fpl,
+        cpl=cpl,
+    )
+
+
+def format_part_benchmark(result: PartBenchmarkResult) -> str:
+    """The figures as Markdown tables.
+
+    Args:
+        result (PartBenchmarkResult): The figures.
+
+    Returns:
+        str: Three tables: top-1, FPL regions, CPL parts.
+    """
+    lines: List[str] = [
+        '| model | top-1 (%) |',
+        '|---|---|',
+        f'| SCRIM | {result.scrim_top1:.1f} |',
+        f'| plain backbone | {result.plain_top1:.1f} |',
+        f'| SCRIM - plain | {result.scrim_top1 - result.plain_top1:+.1f} |',
+        '',
+        '| FPL stage | best region hits the part (%) | chance (%) | '
+        'ratio | any of K hits (%) | best region on the object (%) |',
+        '|---|---|---|---|---|---|',
+    ]
+    for name, f in result.fpl.items():
+        ratio = f['hit'] / f['chance'] if f['chance'] > 0 else float('inf')
+        lines.append(
+            f"| {name} | {f['hit']:.1f} | {f['chance']:.1f} | {ratio:.1f} | "
+            f"{f['hit_any']:.1f} | {f['object']:.1f} |"
+        )
+    lines += [
+        '',
+        '| CPL stage | peak in the part (%) | chance (%) | any part (%) | '
+        'same peak | map corr | map cos | excitation cos |',
+        '|---|---|---|---|---|---|---|---|',
+    ]
+    for name, c in result.cpl.items():
+        lines.append(
+            f"| {name} | {c['peak_hit']:.1f} | {c['peak_chance']:.1f} | "
+            f"{c['peak_hit_any']:.1f} | {c['same_peak']:.2f} | "
+            f"{c['map_corr']:.3f} | {c['map_cos']:.3f} | "
+            f"{c['excitation_cos']:.3f} |"
+        )
+    return '\n'.join(lines)
+
+
+def summary_line(result: PartBenchmarkResult) -> str:
+    """The one-line summary the tool prints last.
+
+    Args:
+        result (PartBenchmarkResult): The figures.
+
+    Returns:
+        str: ``part-benchmark scrim_top1=<x> plain_top1=<y>
+        hit_<stage>=<h> chance_<stage>=<c> ...``.
+    """
+    parts = [
+        'part-benchmark',
+        f'scrim_top1={result.scrim_top1:.2f}',
+        f'plain_top1={result.plain_top1:.2f}',
+    ]
+    for name, f in result.fpl.items():
+        parts.append(f"hit_{name}={f['hit']:.2f}")
+        parts.append(f"chance_{name}={f['chance']:.2f}")
+    return ' '.join(parts)

@@ -1,0 +1,185 @@
+# Copyright (c) scrim-mm contributors. All rights reserved.
+"""The part benchmark (``tools/analysis/part_benchmark.py``) end to end."""
+
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.registry import init_default_scope
+from mmpretrain.structures import DataSample
+
+from scrim_mm.analysis import (
+    PartBenchmarkResult,
+    format_part_benchmark,
+    plain_config,
+    summary_line,
+)
+from scrim_mm.datasets.demo import make_dataset
+
+CONFIG = 'configs/scrim/scrim_r18_hard-demo.py'
+
+
+@pytest.fixture(scope='module')
+def hard_root(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('hard'))
+    make_dataset(
+        'cub',
+        root,
+        difficulty='hard',
+        num_classes=6,
+        train_per_class=2,
+        test_per_class=1,
+        img_size=64,
+    )
+    return root
+
+
+def test_plain_config_is_the_backbone_twin(repo_root):
+    cfg = Config.fromfile(osp.join(repo_root, CONFIG))
+    plain = plain_config(cfg)
+    assert plain.model.type == 'ImageClassifier'
+    assert plain.model.backbone == cfg.model.backbone
+    assert plain.model.neck.type == 'GlobalAveragePooling'
+    assert plain.model.head.type == 'LinearClsHead'
+    assert plain.model.head.in_channels == 512
+    assert plain.model.head.num_classes == 6
+    assert plain.model.data_preprocessor == cfg.model.data_preprocessor
+    # the same budget: data, optimizer, schedule, seed
+    for key in (
+        'train_dataloader',
+        'optim_wrapper',
+        'param_scheduler',
+        'train_cfg',
+        'randomness',
+    ):
+        assert plain[key] == cfg[key], key
+    assert plain.test_evaluator == dict(type='Accuracy', topk=(1,))
+
+
+def test_table_and_summary_line():
+    result = PartBenchmarkResult(
+        scrim_top1=80.0,
+        plain_top1=70.0,
+        fpl=dict(
+            s3=dict(hit=60.0, chance=20.0, hit_any=70.0, object=90.0),
+            s4=dict(hit=85.0, chance=30.0, hit_any=95.0, object=99.0),
+        ),
+        cpl=dict(
+            s3=dict(
+                peak_hit=40.0,
+                peak_chance=10.0,
+                peak_hit_any=50.0,
+                excitation_cos=0.5,
+                map_cos=0.9,
+                map_corr=0.1,
+                same_peak=0.2,
+            )
+        ),
+    )
+    table = format_part_benchmark(result)
+    assert '| s3 | 60.0 | 20.0 | 3.0 | 70.0 | 90.0 |' in table
+    assert '| SCRIM - plain | +10.0 |' in table
+    assert '| s3 | 40.0 | 10.0 | 50.0 | 0.20 | 0.100 | 0.900 | 0.500 |' in (
+        table
+    )
+    assert summary_line(result) == (
+        'part-benchmark scrim_top1=80.00 plain_top1=70.00 '
+        'hit_s3=60.00 chance_s3=20.00 hit_s4=85.00 chance_s4=30.00'
+    )
+
+
+def _sample(img_path, boxes, scores, stages):
+    sample = DataSample(
+        metainfo=dict(
+            img_path=img_path, ori_shape=(64, 64), img_shape=(64, 64)
+        )
+    )
+    sample.set_field(torch.tensor(boxes).float(), 'pred_boxes')
+    sample.set_field(torch.tensor(scores).float(), 'pred_box_scores')
+    sample.set_field(torch.tensor(stages), 'pred_box_stages')
+    return sample.to_dict()
+
+
+@pytest.mark.parametrize('ann_format', ['demo', 'cub'])
+def test_part_hit_rate_on_generated_files(hard_root, ann_format):
+    """Boxes on the written marks hit; boxes elsewhere don't."""
+    import json
+
+    with open(osp.join(hard_root, 'demo_parts.json')) as f:
+        images = [e for e in json.load(f)['images'] if e['split'] == 'test']
+    samples = []
+    for entry in images:
+        x1, y1, x2, y2 = entry['part_box']
+        # stage 0: a box around the mark (best); stage 1: a box far away
+        far = [0, 0, 2, 2] if x1 > 8 and y1 > 8 else [60, 60, 64, 64]
+        samples.append(
+            _sample(
+                osp.join(hard_root, entry['file']),
+                [[x1 - 1, y1 - 1, x2 + 1, y2 + 1], far],
+                [1.0, 1.0],
+                [0, 1],
+            )
+        )
+    metric = dict(
+        type='PartHitRate',
+        data_root=hard_root,
+        ann_format=ann_format,
+        stage_names=('s3', 's4'),
+    )
+    if ann_format == 'cub':
+        metric['part_ids'] = (1,)  # the mark
+    init_default_scope('mmpretrain')
+    evaluator = Evaluator([metric])
+    evaluator.process(samples)
+    out = evaluator.evaluate(len(samples))
+    assert out['part_hit/s3'] == pytest.approx(100.0)
+    assert out['part_hit/s4'] == pytest.approx(0.0)
+
+
+def test_tool_end_to_end(hard_root, repo_root, tmp_path):
+    """One epoch of both models; the last line has the agreed form."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            osp.join(repo_root, 'tools/analysis/part_benchmark.py'),
+            osp.join(repo_root, CONFIG),
+            '--data-root',
+            hard_root,
+            '--epochs',
+            '1',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--cfg-options',
+            'model.fpl_head.crop_size=32',
+            'train_dataloader.num_workers=0',
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert re.fullmatch(
+        r'part-benchmark scrim_top1=\d+\.\d\d plain_top1=\d+\.\d\d '
+        r'hit_s3=\d+\.\d\d chance_s3=\d+\.\d\d '
+        r'hit_s4=\d+\.\d\d chance_s4=\d+\.\d\d',
+        lines[-1],
+    ), lines[-1]
+    assert any(line.startswith('| FPL stage |') for line in lines)
+    assert any(line.startswith('| CPL stage |') for line in lines)
+    for name in ('scrim', 'plain'):
+        assert osp.isfile(osp.join(tmp_path, 'work', name, 'epoch_1.pth'))
+
+
+def test_tool_rejects_a_plain_config(repo_root, tmp_path):
+    from scrim_mm.analysis import run_part_benchmark
+
+    cfg = plain_config(Config.fromfile(osp.join(repo_root, CONFIG)))
+    with pytest.raises(ValueError, match="model.type='ImageClassifier'"):
+        run_part_benchmark(cfg, str(tmp_path))
