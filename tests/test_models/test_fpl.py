@@ -566,3 +566,35 @@ def test_fpl_head_teacher_per_stage():
     grad = head.teacher_fcs[1].weight.grad
     assert grad is None or grad.abs().sum() == 0
     assert len(r18_head().teacher_fcs) == 1
+
+
+def test_fpl_head_teach_on_image():
+    torch.manual_seed(0)
+    head = r18_head(teach_on_image=True)
+    part_feats = torch.randn(2, 2, 3, 512)
+    image_feats = torch.randn(2, 512)
+    scores = torch.randn(2, 2, 3)
+    labels = torch.tensor([1, 4])
+    losses = head.loss(part_feats, scores, labels, image_feats=image_feats)
+    logits = head.teacher(part_feats)
+    image_logits = head.teacher_fcs[0](image_feats)
+    expected = F.cross_entropy(
+        torch.cat([logits[:, 0].reshape(6, 5), image_logits]),
+        torch.cat([labels.repeat_interleave(3), labels]),
+    )
+    torch.testing.assert_close(losses['loss_teacher_s3'], expected)
+    # the ranking uses the crops only: same as without the image term
+    plain = head.loss(part_feats, scores, labels)
+    torch.testing.assert_close(losses['loss_rank_s4'], plain['loss_rank_s4'])
+    assert not torch.allclose(
+        losses['loss_teacher_s3'], plain['loss_teacher_s3']
+    )
+    # off by default: image features are ignored
+    off = r18_head()
+    off.load_state_dict(head.state_dict())
+    torch.testing.assert_close(
+        off.loss(part_feats, scores, labels, image_feats=image_feats)[
+            'loss_teacher_s3'
+        ],
+        plain['loss_teacher_s3'],
+    )

@@ -245,9 +245,13 @@ class SCRIMClassifier(ImageClassifier):
                 cpl_out, data_samples, fpl_feats=fusion_feats
             )
             if self.with_fpl:
+                image_feats = cpl_out.feats[-1].mean(dim=(2, 3))
                 losses.update(
                     self.fpl_head.loss(
-                        part_feats, scores, unpack_targets(data_samples)[1]
+                        part_feats,
+                        scores,
+                        unpack_targets(data_samples)[1],
+                        image_feats=image_feats,
                     )
                 )
         return losses

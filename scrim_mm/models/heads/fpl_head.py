@@ -112,6 +112,13 @@ class FPLHead(BaseModule):
             which breaks the bootstrap where a stage never selects the part
             and so never learns that it is informative. 0 turns it off.
             Defaults to 0.0.
+        teach_on_image (bool): Also train every teacher on the pooled
+            feature of the whole image (which always shows the part), so
+            that the teacher can tell informative crops from the others
+            before the navigators select good ones: the bootstrap between
+            teacher and navigator does not have to start from crops that
+            mostly miss the part. The ranking loss still uses the crops
+            only. Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -133,6 +140,7 @@ class FPLHead(BaseModule):
         stage_names: Sequence[str] = ('s3', 's4'),
         teacher_per_stage: bool = False,
         explore: float = 0.0,
+        teach_on_image: bool = False,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -223,6 +231,7 @@ class FPLHead(BaseModule):
                 f'explore={explore}: must be >= 0 (0 turns exploration off).'
             )
         self.explore = float(explore)
+        self.teach_on_image = bool(teach_on_image)
         self.teacher_per_stage = bool(teacher_per_stage)
         # The teacher ("partcls" of NTS-Net), shared by the crops of a stage
         # and, by default, by all stages.
@@ -433,7 +442,11 @@ class FPLHead(BaseModule):
             )
 
     def loss(
-        self, part_feats: Tensor, scores: Tensor, labels: Tensor
+        self,
+        part_feats: Tensor,
+        scores: Tensor,
+        labels: Tensor,
+        image_feats: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """Teacher and ranking losses of every stage.
 
@@ -443,6 +456,9 @@ class FPLHead(BaseModule):
             scores (Tensor): Their navigator scores (B, S, N).
             labels (Tensor): Class indices (B,), or class scores
                 (B, num_classes) (e.g. from Mixup / CutMix).
+            image_feats (Tensor, optional): Pooled features of the whole
+                images (B, feat_channels); the teachers also learn from
+                them when ``teach_on_image``. Defaults to None.
 
         Returns:
             Dict[str, Tensor]: ``loss_teacher_<stage>`` (classification loss
@@ -465,12 +481,24 @@ class FPLHead(BaseModule):
         # Crop (b, n) of a stage has label b.
         targets = labels.repeat_interleave(num_parts, dim=0)
         logits = self.teacher(part_feats).float()
+        use_image = self.teach_on_image and image_feats is not None
+        if use_image:
+            image_logits = self.teacher(
+                image_feats[:, None, None].expand(-1, num_stages, 1, -1)
+            ).float()
+            image_targets = torch.cat([targets, labels], dim=0)
         losses = {}
         for i, name in enumerate(self.stage_names):
             stage_logits = logits[:, i].reshape(num_imgs * num_parts, -1)
-            losses[f'loss_teacher_{name}'] = self.loss_teacher(
-                stage_logits, targets
-            )
+            if use_image:
+                losses[f'loss_teacher_{name}'] = self.loss_teacher(
+                    torch.cat([stage_logits, image_logits[:, i, 0]]),
+                    image_targets,
+                )
+            else:
+                losses[f'loss_teacher_{name}'] = self.loss_teacher(
+                    stage_logits, targets
+                )
             with torch.no_grad():
                 part_losses = F.cross_entropy(
                     stage_logits, targets, reduction='none'
