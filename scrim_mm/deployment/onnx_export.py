@@ -143,7 +143,8 @@ def build_metadata(
     """
     from ..utils.config_check import dataset_levels
 
-    *_, dataset = dataset_levels(cfg.get('test_dataloader', {}).get('dataset'))
+    loader = cfg.get('test_dataloader') or {}
+    dataset = ([{}] + list(dataset_levels(loader.get('dataset'))))[-1]
     pipeline = dataset.get('pipeline', [])
     preprocessor = dict(
         cfg.model.get('data_preprocessor')

@@ -99,8 +99,9 @@ class ONNXRuntimeSCRIM(BaseModel):
             cfg = (
                 Config.fromfile(config) if isinstance(config, str) else config
             )
-            loader = cfg.get('test_dataloader', {})
-            *_, dataset = dataset_levels(loader.get('dataset'))
+            loader = cfg.get('test_dataloader') or {}
+            levels = [{}] + list(dataset_levels(loader.get('dataset')))
+            dataset = levels[-1]
             pipeline = dataset.get('pipeline')
             preprocessor = dict(
                 cfg.model.get('data_preprocessor')

@@ -53,8 +53,9 @@ def use_tta(cfg: Config) -> None:
             checks (``check_config``) before: they expect the bare model.
     """
     loader = cfg.get('test_dataloader') or {}
-    *_, dataset = dataset_levels(loader.get('dataset'))
-    if dataset is None or 'pipeline' not in dataset:
+    levels = list(dataset_levels(loader.get('dataset')))
+    dataset = levels[-1] if levels else {}
+    if 'pipeline' not in dataset:
         raise ValueError('--tta: the config has no test_dataloader pipeline.')
     if not cfg.get('tta_model'):
         cfg.tta_model = ConfigDict(DEFAULT_TTA_MODEL)

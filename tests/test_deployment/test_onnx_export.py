@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 
@@ -22,6 +23,7 @@ from scrim_mm.deployment import (
     SCRIMExportWrapper,
     compare_outputs,
     export_onnx,
+    latency_ratio,
     parity_ok,
     read_metadata,
     require_deploy_packages,
@@ -222,3 +224,26 @@ def test_runner_errors_name_the_fix(dynamic_onnx, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
     with pytest.raises(ImportError, match=r'pip install -e \.\[deploy\]'):
         require_deploy_packages('onnxruntime')
+
+
+def test_latency_ratio(dynamic_onnx, demo_model, demo_inputs):
+    runner = ONNXRuntimeSCRIM(dynamic_onnx, num_threads=1)
+    res = latency_ratio(demo_model, runner, demo_inputs[:1], iters=2, warmup=1)
+    assert res['batch'] == 1 and res['iters'] == 2
+    assert res['torch_ms'] > 0 and res['onnxruntime_ms'] > 0
+    assert res['ratio'] == pytest.approx(
+        res['onnxruntime_ms'] / res['torch_ms']
+    )
+
+
+def test_benchmark_tool_onnxruntime(demo_model):
+    """tools/analysis/benchmark.py --onnxruntime: its measurement."""
+    import argparse
+
+    bench = load_script('tools/analysis/benchmark.py', 'scrim_bench_onnx')
+    args = argparse.Namespace(input_size=64, iters=1, warmup=0, seed=0)
+    res = bench.onnxruntime_latency(demo_model, Config.fromfile(CONFIG), args)
+    assert res['batch'] == 1 and res['onnx_mib'] > 40  # ResNet-18 weights
+    assert res['ratio'] > 0
+    with pytest.raises(SystemExit, match='--device cpu'):
+        bench.parse_args(['x.py', '--onnxruntime', '--device', 'cuda'])

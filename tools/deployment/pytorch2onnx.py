@@ -89,7 +89,8 @@ def input_size_of(cfg: Config, given: Optional[List[int]]) -> tuple:
     """``--input-size``, else the size the test pipeline gives."""
     if given:
         return tuple(given)
-    *_, dataset = dataset_levels(cfg.get('test_dataloader', {}).get('dataset'))
+    loader = cfg.get('test_dataloader') or {}
+    dataset = ([{}] + list(dataset_levels(loader.get('dataset'))))[-1]
     size, why = infer_input_size(dataset.get('pipeline') or [])
     if size is None:
         raise SystemExit(
