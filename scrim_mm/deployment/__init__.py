@@ -13,6 +13,7 @@ from .onnx_export import (
     MIN_OPSET,
     build_metadata,
     export_onnx,
+    input_size_from_config,
     require_deploy_packages,
 )
 from .ort_inferencer import SCRIMONNXInferencer
@@ -35,6 +36,7 @@ __all__ = [
     'MIN_OPSET',
     'build_metadata',
     'export_onnx',
+    'input_size_from_config',
     'require_deploy_packages',
     'SCRIMONNXInferencer',
     'ONNXRuntimeSCRIM',

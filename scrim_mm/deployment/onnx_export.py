@@ -39,6 +39,7 @@ __all__ = [
     'METADATA_PREFIX',
     'build_metadata',
     'export_onnx',
+    'input_size_from_config',
     'require_deploy_packages',
 ]
 
@@ -116,6 +117,39 @@ def _jsonable(value):
     return value
 
 
+def _test_dataset(cfg) -> dict:
+    """The innermost test dataset config (``{}`` when there is none)."""
+    from ..utils.config_check import dataset_levels
+
+    loader = cfg.get('test_dataloader') or {}
+    return ([{}] + list(dataset_levels(loader.get('dataset'))))[-1]
+
+
+def input_size_from_config(cfg) -> Tuple[int, int]:
+    """The input size ``(H, W)`` the config's test pipeline gives.
+
+    Args:
+        cfg (Config): The model's config.
+
+    Returns:
+        tuple[int, int]: ``(H, W)``.
+
+    Raises:
+        ValueError: The size cannot be told from the pipeline (e.g. a
+            resize that keeps the aspect ratio without a crop); pass
+            ``--input-size``.
+    """
+    from ..utils.config_check import infer_input_size
+
+    size, why = infer_input_size(_test_dataset(cfg).get('pipeline') or [])
+    if size is None:
+        raise ValueError(
+            f'Cannot tell the input size from the test pipeline ({why}); '
+            'give --input-size H W.'
+        )
+    return size
+
+
 def build_metadata(
     cfg, model: nn.Module, input_size: Tuple[int, int]
 ) -> Dict[str, str]:
@@ -141,11 +175,7 @@ def build_metadata(
     Returns:
         dict[str, str]: Key -> JSON text.
     """
-    from ..utils.config_check import dataset_levels
-
-    loader = cfg.get('test_dataloader') or {}
-    dataset = ([{}] + list(dataset_levels(loader.get('dataset'))))[-1]
-    pipeline = dataset.get('pipeline', [])
+    pipeline = _test_dataset(cfg).get('pipeline', [])
     preprocessor = dict(
         cfg.model.get('data_preprocessor')
         or cfg.get('data_preprocessor')

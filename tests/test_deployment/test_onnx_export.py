@@ -247,3 +247,21 @@ def test_benchmark_tool_onnxruntime(demo_model):
     assert res['ratio'] > 0
     with pytest.raises(SystemExit, match='--device cpu'):
         bench.parse_args(['x.py', '--onnxruntime', '--device', 'cuda'])
+
+
+def test_input_size_from_the_test_pipeline():
+    from scrim_mm.deployment import input_size_from_config
+    from tests.test_apis.demo_run import REPO
+
+    cub = Config.fromfile(str(REPO / 'configs/scrim/scrim_r50_cub.py'))
+    assert input_size_from_config(cub) == (448, 448)
+    assert input_size_from_config(Config.fromfile(CONFIG)) == INPUT_SIZE
+    keep_ratio = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(pipeline=[dict(type='ResizeEdge', scale=256)])
+            )
+        )
+    )
+    with pytest.raises(ValueError, match='give --input-size H W'):
+        input_size_from_config(keep_ratio)

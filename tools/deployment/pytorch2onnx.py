@@ -45,13 +45,10 @@ from scrim_mm.deployment import (  # noqa: E402
     build_metadata,
     compare_outputs,
     export_onnx,
+    input_size_from_config,
     latency_ratio,
     parity_ok,
     sample_inputs,
-)
-from scrim_mm.utils.config_check import (  # noqa: E402
-    dataset_levels,
-    infer_input_size,
 )
 
 
@@ -85,28 +82,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def input_size_of(cfg: Config, given: Optional[List[int]]) -> tuple:
-    """``--input-size``, else the size the test pipeline gives."""
-    if given:
-        return tuple(given)
-    loader = cfg.get('test_dataloader') or {}
-    dataset = ([{}] + list(dataset_levels(loader.get('dataset'))))[-1]
-    size, why = infer_input_size(dataset.get('pipeline') or [])
-    if size is None:
-        raise SystemExit(
-            f'Cannot tell the input size from the test pipeline ({why}); '
-            'give --input-size H W.'
-        )
-    return size
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (0: parity holds)."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    size = input_size_of(cfg, args.input_size)
+    size = tuple(args.input_size or input_size_from_config(cfg))
     model = get_scrim_model(cfg, pretrained=args.checkpoint, device='cpu')
     model.eval()
     export_onnx(
