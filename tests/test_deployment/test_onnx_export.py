@@ -265,3 +265,21 @@ def test_input_size_from_the_test_pipeline():
     )
     with pytest.raises(ValueError, match='give --input-size H W'):
         input_size_from_config(keep_ratio)
+
+
+@pytest.mark.parametrize('pred_mode', ['fused', 'sum'])
+def test_wrapper_matches_predict(pred_mode):
+    """The exported function is predict(), in both prediction modes."""
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.head.pred_mode = pred_mode
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    inputs = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        scores, boxes, box_scores, stages = SCRIMExportWrapper(model)(inputs)
+        expected = model.predict(inputs)
+    for i, sample in enumerate(expected):
+        torch.testing.assert_close(scores[i], sample.pred_score)
+        assert torch.equal(boxes[i], sample.pred_boxes)
+        assert torch.equal(box_scores[i], sample.pred_box_scores)
+        assert torch.equal(stages[i], sample.pred_box_stages)
