@@ -30,7 +30,7 @@ class SCRIMONNXInferencer(SCRIMInferencer):
         providers (Sequence[str], optional): onnxruntime execution
             providers. Defaults to None (the CPU).
         num_threads (int, optional): onnxruntime intra-op threads.
-            Defaults to None.
+            Defaults to None (``torch.get_num_threads()``).
 
     Example:
         >>> inferencer = SCRIMONNXInferencer('scrim.onnx')

@@ -66,7 +66,8 @@ class ONNXRuntimeSCRIM(BaseModel):
         providers (Sequence[str], optional): onnxruntime execution
             providers. Defaults to None (``CPUExecutionProvider``).
         num_threads (int, optional): onnxruntime intra-op threads.
-            Defaults to None (onnxruntime's choice).
+            Defaults to None (as many as torch uses,
+            ``torch.get_num_threads()``).
     """
 
     def __init__(
@@ -81,8 +82,9 @@ class ONNXRuntimeSCRIM(BaseModel):
         from mmpretrain.registry import MODELS
 
         options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
+        options.intra_op_num_threads = int(
+            num_threads or torch.get_num_threads()
+        )
         session = ort.InferenceSession(
             onnx_file,
             sess_options=options,

@@ -142,20 +142,21 @@ class _NMS(nn.Module):
 def test_nms_ties_and_fallback_match_pytorch(tmp_path):
     """Tied scores, NaN and a fallback past the suppression export alike."""
     import onnxruntime as ort
+    from torchvision.ops import box_iou
 
-    gen = torch.Generator().manual_seed(0)
-    xy = torch.randint(0, 40, (10, 2), generator=gen).float()
-    wh = torch.randint(8, 40, (10, 2), generator=gen).float()
-    anchors = torch.cat([xy, xy + wh], dim=1)
-    # All 10 picked: once the survivors run out, suppressed boxes follow.
-    # (Each pick is traced separately: a few seconds per ten picks.)
-    module = _NMS(anchors, 10).eval()
-    path = str(tmp_path / 'nms.onnx')
     from scrim_mm.deployment.onnx_export import _sort_stable
 
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.randint(0, 40, (8, 2), generator=gen).float()
+    wh = torch.randint(8, 40, (8, 2), generator=gen).float()
+    anchors = torch.cat([xy, xy + wh], dim=1)
+    # All 8 picked: once the survivors run out, suppressed boxes follow.
+    # (Each pick is traced on its own: about a second per pick.)
+    module = _NMS(anchors, 8).eval()
+    path = str(tmp_path / 'nms.onnx')
     torch.onnx.export(
         module,
-        (torch.zeros(3, 10),),
+        (torch.zeros(3, 8),),
         path,
         dynamo=True,
         input_names=['scores'],
@@ -165,11 +166,17 @@ def test_nms_ties_and_fallback_match_pytorch(tmp_path):
         verbose=False,
     )
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    # Scores drawn from 4 values: many ties, broken by the lower index.
-    scores = torch.randint(0, 4, (3, 10), generator=gen).float()
+    # Scores drawn from 3 values: many ties, broken by the lower index.
+    scores = torch.randint(0, 3, (3, 8), generator=gen).float()
     scores[1, 5] = float('nan')
+    expected = module(scores)
     got = session.run(None, {'scores': scores.numpy()})[0]
-    np.testing.assert_array_equal(got, module(scores).numpy())
+    np.testing.assert_array_equal(got, expected.numpy())
+    # The case is the intended one: ties, and suppressed boxes picked last.
+    assert any(len(set(row.tolist())) < 8 for row in scores)
+    picked = anchors[expected[0]]
+    overlap = box_iou(picked, picked).triu(diagonal=1)
+    assert (overlap >= 0.25).any()
 
 
 def _cpl_only_classifier_cfg(fpl: bool) -> dict:
@@ -236,15 +243,30 @@ def test_latency_ratio(dynamic_onnx, demo_model, demo_inputs):
     )
 
 
-def test_benchmark_tool_onnxruntime(demo_model):
+def test_benchmark_tool_onnxruntime(
+    demo_model, dynamic_onnx, monkeypatch, tmp_path
+):
     """tools/analysis/benchmark.py --onnxruntime: its measurement."""
     import argparse
+    import shutil
+
+    import scrim_mm.deployment
 
     bench = load_script('tools/analysis/benchmark.py', 'scrim_bench_onnx')
-    args = argparse.Namespace(input_size=64, iters=1, warmup=0, seed=0)
+    exported = {}
+
+    def fake_export(model, path, size, metadata=None):
+        # The session's export of the same model stands in (no re-export).
+        exported.update(size=size, metadata=metadata)
+        return shutil.copy(dynamic_onnx, path)
+
+    monkeypatch.setattr(scrim_mm.deployment, 'export_onnx', fake_export)
+    args = argparse.Namespace(input_size=96, iters=2, warmup=0, seed=0)
     res = bench.onnxruntime_latency(demo_model, Config.fromfile(CONFIG), args)
-    assert res['batch'] == 1 and res['onnx_mib'] > 40  # ResNet-18 weights
-    assert res['ratio'] > 0
+    assert exported['size'] == INPUT_SIZE
+    assert 'scrim.test_pipeline' in exported['metadata']
+    assert res['batch'] == 1 and res['iters'] == 2
+    assert res['onnx_mib'] > 40 and res['ratio'] > 0  # ResNet-18 weights
     with pytest.raises(SystemExit, match='--device cpu'):
         bench.parse_args(['x.py', '--onnxruntime', '--device', 'cuda'])
 
