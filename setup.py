@@ -6,7 +6,10 @@ mmcv comes through an extra so that a full mmcv that a user already has
 (e.g. from ``mim install mmcv``) is never overwritten by mmcv-lite:
 
 * ``pip install -e .[lite]`` adds ``mmcv-lite`` (enough for classification);
-* ``pip install -e .[tests]`` adds the test and lint tools.
+* ``pip install -e .[tests]`` adds the test and lint tools;
+* ``pip install -e .[deploy]`` adds onnx, onnxruntime and onnxscript
+  (``tools/deployment/pytorch2onnx.py``, ``tools/infer.py --backend
+  onnxruntime``).
 """
 
 import os.path as osp
@@ -72,6 +75,7 @@ setup(
     extras_require={
         'lite': read_requirements('lite.txt'),
         'tests': read_requirements('tests.txt'),
+        'deploy': read_requirements('deploy.txt'),
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -5,9 +5,15 @@ Usage::
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_FOLDER [--topk 5]
         [--out results.json] [--device cpu] [--batch-size 8]
+    python tools/infer.py --backend onnxruntime [CONFIG] MODEL.onnx
+        IMAGE_OR_FOLDER [--topk 5] [--out results.json] [--batch-size 8]
 
 ``CONFIG`` is a config file or a model name of
-``mmpretrain.list_models('scrim*')``. A folder is searched recursively for
+``mmpretrain.list_models('scrim*')``. With ``--backend onnxruntime`` the
+model is a file of ``tools/deployment/pytorch2onnx.py``, run by
+onnxruntime; its test pipeline, normalisation and class names come from
+the file's metadata, or from ``CONFIG`` when given. Both backends give the
+same JSON (up to float rounding). A folder is searched recursively for
 images. Prints the top-k classes with their scores per image (a progress
 bar runs over the batches) and, with ``--out``, writes a JSON list with per
 image: ``img_path``, ``pred_label``, ``pred_class``, ``pred_score``,
@@ -42,9 +48,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         argparse.Namespace: The parsed arguments.
     """
     parser = argparse.ArgumentParser(description='Classify images')
-    parser.add_argument('config', help='config file or model name')
-    parser.add_argument('checkpoint', help='checkpoint file or URL')
-    parser.add_argument('inputs', help='an image file or a folder')
+    parser.add_argument(
+        'config',
+        help='config file or model name (onnxruntime: optional, before '
+        'the .onnx file)',
+    )
+    parser.add_argument(
+        'checkpoint', help='checkpoint file or URL (onnxruntime: .onnx file)'
+    )
+    parser.add_argument('inputs', nargs='?', help='an image file or a folder')
+    parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='run the PyTorch checkpoint or an exported ONNX file',
+    )
     parser.add_argument(
         '--topk', type=int, default=5, help='classes to show per image'
     )
@@ -56,6 +74,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--batch-size', type=int, default=8, help='images per forward pass'
     )
     args = parser.parse_args(argv)
+    if args.inputs is None:
+        if args.backend == 'pytorch':
+            parser.error('expected CONFIG CHECKPOINT IMAGE_OR_FOLDER.')
+        # onnxruntime with two positionals: MODEL.onnx IMAGE_OR_FOLDER.
+        args.config, args.checkpoint, args.inputs = (
+            None,
+            args.config,
+            args.checkpoint,
+        )
     if args.topk < 1:
         parser.error(f'--topk {args.topk}: expected a positive integer.')
     if args.batch_size < 1:
@@ -92,9 +119,20 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     """
     args = parse_args(argv)
     images = list_images(args.inputs)
-    inferencer = SCRIMInferencer(
-        args.config, pretrained=args.checkpoint, device=args.device
-    )
+    if args.backend == 'onnxruntime':
+        from scrim_mm.deployment import SCRIMONNXInferencer
+
+        cuda = str(args.device or 'cpu').startswith('cuda')
+        providers = ['CPUExecutionProvider']
+        if cuda:
+            providers.insert(0, 'CUDAExecutionProvider')
+        inferencer = SCRIMONNXInferencer(
+            args.checkpoint, config=args.config, providers=providers
+        )
+    else:
+        inferencer = SCRIMInferencer(
+            args.config, pretrained=args.checkpoint, device=args.device
+        )
     raw = inferencer(images, batch_size=args.batch_size, topk=args.topk)
     # The full score vector stays out: `topk` holds the best classes.
     results = [

@@ -5,7 +5,15 @@ Usage follows mmpretrain's ``tools/test.py``::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--out-item {metrics,pred}] [--show-dir DIR] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--tta] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+``--tta`` tests with test-time augmentation, as mmpretrain's test.py: the
+config's ``tta_model`` (SCRIM configs: ``SCRIMAverageClsScoreTTA``, the
+average of the class scores, regions of the un-flipped view) wraps the
+model and ``tta_pipeline`` (SCRIM configs: the test pipeline and its
+horizontal flip) replaces the test pipeline; a config without them gets
+these defaults.
 
 Unlike a plain ``load_from``, the checkpoint must match the model: a
 checkpoint of another architecture is refused with the list of missing and
@@ -32,6 +40,7 @@ from scrim_mm.utils import (  # noqa: E402
     set_dataloader_defaults,
     set_work_dir,
     use_scrim_image_loader,
+    use_tta,
 )
 
 
@@ -60,6 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--amp', action='store_true', help='test with mixed precision'
+    )
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation (tta_model / tta_pipeline)',
     )
     parser.add_argument(
         '--no-pin-memory',
@@ -128,6 +142,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_config(cfg, args.config, train=False)
+    if args.tta:
+        use_tta(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

@@ -69,3 +69,22 @@ train_dataloader = dict(
 optim_wrapper = dict(
     constructor='SCRIMOptimWrapperConstructor', clip_grad=dict(max_norm=5.0)
 )
+
+# tools/test.py --tta: average the class scores of the test view and its
+# horizontal flip; the regions come from the un-flipped view.
+tta_model = dict(type='SCRIMAverageClsScoreTTA')
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=600),
+    dict(type='CenterCrop', crop_size=448),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+            ],
+            [dict(type='PackInputs')],
+        ],
+    ),
+]

@@ -67,6 +67,23 @@ test_pipeline = [
     dict(type='Resize', scale=(img_size, img_size)),
     dict(type='PackInputs'),
 ]
+# tools/test.py --tta: average the class scores of the test view and its
+# horizontal flip; the regions come from the un-flipped view (first).
+tta_model = dict(type='SCRIMAverageClsScoreTTA')
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(img_size, img_size)),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+            ],
+            [dict(type='PackInputs')],
+        ],
+    ),
+]
 
 train_dataloader = dict(
     batch_size=8,

@@ -8,6 +8,7 @@ from .run_config import (
     set_work_dir,
     use_scrim_image_loader,
 )
+from .tta_config import default_tta_pipeline, use_tta
 
 __all__ = [
     'check_checkpoint_keys',
@@ -17,4 +18,6 @@ __all__ = [
     'set_work_dir',
     'use_scrim_image_loader',
     'add_rng_state_hook',
+    'default_tta_pipeline',
+    'use_tta',
 ]

@@ -8,7 +8,7 @@ import numpy as np
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.fileio import get as get_bytes
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmpretrain.registry import HOOKS
 from mmpretrain.structures import DataSample
 
@@ -30,7 +30,10 @@ class SCRIMRegionVisualizationHook(Hook):
     --show-dir DIR`` adds this hook.
 
     A model without an FPL head or a CPL neck still gets the picture, with
-    whatever of them it has. In distributed testing only rank 0 draws (its
+    whatever of them it has. Under test-time augmentation (a TTA model
+    such as ``SCRIMAverageClsScoreTTA``) the regions of the merged
+    prediction are drawn without part attentions: those of the views
+    cannot be told apart. In distributed testing only rank 0 draws (its
     share of the test set), because mmengine's drawing is rank-0 only.
 
     Args:
@@ -72,14 +75,20 @@ class SCRIMRegionVisualizationHook(Hook):
         self._index = 0
         self._classes = None
         self._stage_names: Sequence[str] = ()
+        self._tta = False
 
     def before_test(self, runner) -> None:
         """Attach the attention recorder and read classes and stages."""
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
+        self._tta = isinstance(model, BaseTTAModel)
+        if self._tta:
+            model = model.module
         fpl = getattr(model, 'fpl_head', None)
-        self._recorder = SCRIMAttentionRecorder(model).attach()
+        self._recorder = SCRIMAttentionRecorder(model)
+        if not self._tta:
+            self._recorder.attach()
         self._stage_names = tuple(
             getattr(fpl, 'stage_names', None) or self._recorder.stage_names
         )
@@ -118,12 +127,15 @@ class SCRIMRegionVisualizationHook(Hook):
         """Draw every ``interval``-th sample of the batch."""
         recorder = self._recorder
         maps = recorder.pop() if recorder is not None else None
+        inputs = data_batch['inputs']
+        if self._tta:  # one list of images per view
+            inputs = inputs[0]
         for i, sample in enumerate(outputs or []):
             index = self._index
             self._index += 1
             if index % self.interval or not is_main_process():
                 continue
-            image, meta = self._original_image(sample, data_batch['inputs'][i])
+            image, meta = self._original_image(sample, inputs[i])
             sample = sample.cpu()
             path = sample.get('img_path')
             stem = (

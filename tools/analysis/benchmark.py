@@ -7,7 +7,7 @@ Usage::
         [--input-size 448] [--batch-size 2] [--device cpu|cuda] [--amp]
         [--iters 5] [--warmup 2] [--channels-last] [--threads N]
         [--retain-cpu-memory] [--profile-iters 1] [--json FILE]
-        [--cfg-options KEY=VALUE ...]
+        [--onnxruntime] [--cfg-options KEY=VALUE ...]
 
 In one process, on synthetic random images, it measures for the SCRIM model
 of ``CONFIG`` and for a baseline:
@@ -43,6 +43,12 @@ of ``CONFIG`` and for a baseline:
   backward op is charged to the part that ran its forward op (autograd's
   sequence numbers link the two); time outside every range (preprocessing,
   Python glue, autograd bookkeeping, ``zero_grad``) is ``other``.
+
+With ``--onnxruntime`` (CPU, needs ``pip install -e .[deploy]``) the SCRIM
+model is also exported to ONNX at batch 1 and this input size, and the
+median latency of onnxruntime (same number of threads) against PyTorch
+(fp32, ``predict``'s computation without the DataSamples) at batch 1 is
+reported as a ratio (``scrim_mm.deployment.latency_ratio``).
 
 The baseline is, by default, an mmpretrain ``ImageClassifier`` with the
 SCRIM config's backbone, a ``GlobalAveragePooling`` neck and a
@@ -172,6 +178,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument(
+        '--onnxruntime',
+        action='store_true',
+        help='also time the SCRIM model exported to ONNX on onnxruntime '
+        'against PyTorch at batch 1 (CPU)',
+    )
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -187,6 +199,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             )
     if args.warmup < 0:
         raise SystemExit(f'--warmup must be >= 0, got {args.warmup}.')
+    if args.onnxruntime and args.device != 'cpu':
+        raise SystemExit('--onnxruntime compares on the CPU: --device cpu.')
     return args
 
 
@@ -849,7 +863,60 @@ def format_report(res: dict) -> str:
             f'{s[mode]["overhead"] * 100:6.1f}%  '
             f'({" + ".join(PARTS[k] for k in OVERHEAD_PARTS)})'
         )
+    if 'onnxruntime' in res:
+        o = res['onnxruntime']
+        lines += [
+            '',
+            f'onnxruntime vs PyTorch at batch 1 (ONNX file '
+            f'{o["onnx_mib"]:.1f} MiB): {o["onnxruntime_ms"]:.1f} ms vs '
+            f'{o["torch_ms"]:.1f} ms, median ratio {o["ratio"]:.2f}',
+        ]
     return '\n'.join(lines)
+
+
+def onnxruntime_latency(
+    model: nn.Module, cfg: Config, args: argparse.Namespace
+) -> Dict[str, float]:
+    """Export SCRIM at batch 1 and time onnxruntime against PyTorch.
+
+    Args:
+        model (nn.Module): The SCRIM model (CPU).
+        cfg (Config): Its config (for the file's metadata).
+        args (argparse.Namespace): ``input_size``, ``iters``, ``warmup``,
+            ``seed``.
+
+    Returns:
+        dict: What :func:`scrim_mm.deployment.latency_ratio` returns, plus
+        ``onnx_mib`` (the file size).
+    """
+    import tempfile
+
+    from scrim_mm.deployment import (
+        ONNXRuntimeSCRIM,
+        build_metadata,
+        export_onnx,
+        latency_ratio,
+    )
+
+    size = (args.input_size, args.input_size)
+    num_classes = int(getattr(model.head, 'num_classes', 2))
+    batch = make_batch(1, args.input_size, num_classes, 'cpu', args.seed)
+    with torch.no_grad():
+        inputs = model.data_preprocessor(batch(), False)['inputs']
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(
+            model.eval(),
+            osp.join(tmp, 'scrim.onnx'),
+            size,
+            metadata=build_metadata(cfg, model, size),
+        )
+        runner = ONNXRuntimeSCRIM(path, num_threads=torch.get_num_threads())
+        res = latency_ratio(
+            model, runner, inputs, iters=args.iters, warmup=args.warmup
+        )
+        res['onnx_mib'] = osp.getsize(path) / 1024.0**2
+        del runner
+    return res
 
 
 # ----------------------------------------------------------------------
@@ -957,6 +1024,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             time_per_flop=time_ratio / flop_ratio,
             memory=s['memory'] / b['memory'],
         )
+    if args.onnxruntime:
+        res['onnxruntime'] = onnxruntime_latency(scrim, cfg, args)
     if args.device == 'cuda':
         device_name = torch.cuda.get_device_name()
     else:

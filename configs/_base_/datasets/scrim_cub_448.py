@@ -17,3 +17,21 @@ train_dataloader = dict(
         num_samples_per_class=2,
     ),
 )
+
+# tools/test.py --tta: the test view and its horizontal flip (un-flipped
+# first; SCRIMAverageClsScoreTTA takes the regions from it).
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=600),
+    dict(type='CenterCrop', crop_size=448),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+            ],
+            [dict(type='PackInputs')],
+        ],
+    ),
+]

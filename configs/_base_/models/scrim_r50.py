@@ -52,3 +52,7 @@ model = dict(
         stage_names=('s3', 's4'),
     ),
 )
+
+# tools/test.py --tta: average the class scores of the views; the regions
+# come from the un-flipped view (tta_pipeline: see the dataset configs).
+tta_model = dict(type='SCRIMAverageClsScoreTTA')
