@@ -9,16 +9,17 @@ What is checked (:func:`check_config`):
 
 * the dataset folders of ``CUB``, ``StanfordCars`` and ``FGVCAircraft``
   (the first missing file is named and the expected layout shown);
-* every ``num_classes`` of the model (heads, data preprocessor) against the
-  number of classes of every checked dataset, and against each other;
-* the FPL settings: ``num_test_parts`` (K) <= ``num_train_parts`` (M), the
-  network input size against the FPL stage strides (the anchors need an
-  input divisible by every stage stride) and ``crop_size`` against the
-  input size (see :data:`MAX_CROP_TO_INPUT`);
-* a dry forward pass of the backbone alone on one blank image of the
-  network input size: the channels and strides of the stage maps the
-  :class:`CPLNeck` selects against the channel and stride settings of the
-  neck and the heads.
+* every ``num_classes`` of the model (``model.num_classes``, heads, data
+  preprocessor) against the number of classes of every checked dataset;
+* the network input size against the FPL stage strides (the anchors need
+  an input divisible by every stage stride) and the FPL ``crop_size``
+  against the input size (see :data:`MAX_CROP_TO_INPUT`). Stage strides
+  that the config leaves unset are derived from a dry run of the backbone
+  on the ``meta`` device, as :class:`SCRIMClassifier` derives them.
+
+The wiring of the model itself (channels, strides, fusion sizes, class
+counts that must agree) is checked when the model is built, by
+:mod:`scrim_mm.models.utils.wiring`.
 """
 
 import inspect
@@ -31,7 +32,6 @@ from mmengine.config import Config
 __all__ = [
     'check_config',
     'check_dataset_layout',
-    'check_model',
     'infer_input_size',
     'DATASET_LAYOUTS',
     'MAX_CROP_TO_INPUT',
@@ -197,6 +197,8 @@ def _dataset_num_classes(dataset_cfg: dict, key: str) -> Optional[int]:
 def _model_num_classes(model_cfg: dict) -> Dict[str, int]:
     """Every ``num_classes`` the model config sets, by config key."""
     found = {}
+    if model_cfg.get('num_classes') is not None:
+        found['model.num_classes'] = model_cfg['num_classes']
     for field in ('head', 'fpl_head', 'data_preprocessor'):
         sub = model_cfg.get(field) or {}
         if isinstance(sub, dict) and sub.get('num_classes') is not None:
@@ -292,57 +294,78 @@ def infer_input_size(
 # --------------------------------------------------------------------------
 
 
-def _setting(model_cfg: dict, field: str, key: str) -> Any:
-    """A module setting: the config value, else the class default."""
-    sub = model_cfg.get(field) or {}
-    if key in sub:
-        return sub[key]
+def _fpl_cfg(model_cfg: dict) -> Optional[dict]:
+    """The FPL head config of a SCRIMClassifier (``{}`` when unset)."""
+    if _type_name(model_cfg) != 'SCRIMClassifier':
+        return None
+    fpl = model_cfg.get('fpl_head', {})
+    return None if fpl is None else dict(fpl)
+
+
+def _default(cls_name: str, key: str) -> Any:
+    """The default value of a module argument."""
     from mmpretrain.registry import MODELS
 
-    cls = MODELS.get(str(sub.get('type', '')))
-    if cls is None:
-        return None
+    cls = MODELS.get(cls_name)
     param = inspect.signature(cls.__init__).parameters.get(key)
-    if param is None or param.default is inspect.Parameter.empty:
+    return None if param is None else param.default
+
+
+def _derived_strides(
+    model_cfg: dict, scope: str
+) -> Optional[Tuple[Optional[int], ...]]:
+    """The FPL stage strides the SCRIMClassifier derives from its backbone.
+
+    The backbone alone is built (without pretrained weights) and probed on
+    the ``meta`` device, as the classifier does. None when it cannot be
+    built or run that way: building the model then reports the problem.
+    """
+    import torch
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    from scrim_mm.models.utils.wiring import neck_strides, probe_backbone
+
+    backbone_cfg = dict(model_cfg.get('backbone') or {})
+    # Never fetch pretrained weights for a dry run.
+    backbone_cfg.pop('init_cfg', None)
+    if not backbone_cfg or backbone_cfg.get('pretrained') is True:
         return None
-    return param.default
-
-
-def _as_tuple(value: Any) -> Optional[tuple]:
-    if value is None:
+    try:
+        with DefaultScope.overwrite_default_scope(scope):
+            backbone = MODELS.build(backbone_cfg)
+        with torch.no_grad():
+            stages = probe_backbone(backbone)
+        return neck_strides(model_cfg.get('neck') or {}, stages)
+    except Exception:
         return None
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return (value,)
 
 
-def _check_fpl_settings(
+def _check_fpl_sizes(
     model_cfg: dict,
     config_path: str,
     sizes: Dict[str, Tuple[Tuple[int, int], str]],
+    scope: Optional[str],
 ) -> None:
-    """K <= M, input sizes against stage strides and crop sizes."""
-    if _type_name(model_cfg.get('fpl_head')) != 'FPLHead':
+    """The network input sizes against the FPL stage strides and crops.
+
+    Args:
+        model_cfg (dict): The model config.
+        config_path (str): The config file, for messages.
+        sizes (dict): Loader key to ``((h, w), description)``.
+        scope (str, optional): The registry scope of a dry run of the
+            backbone, which derives unset stage strides; None skips it.
+    """
+    fpl = _fpl_cfg(model_cfg)
+    if fpl is None or not sizes:
         return
-    m = _setting(model_cfg, 'fpl_head', 'num_train_parts')
-    k = _setting(model_cfg, 'fpl_head', 'num_test_parts')
-    if m is not None and k is not None and k > m:
-        raise ValueError(
-            f'{config_path}: model.fpl_head.num_test_parts={k} (K, regions '
-            f'per stage at inference) is larger than '
-            f'model.fpl_head.num_train_parts={m} (M, regions in training); '
-            f'expected K <= M, e.g. num_test_parts={m}.'
-        )
-    strides = _as_tuple(_setting(model_cfg, 'fpl_head', 'stage_strides'))
-    crop = _as_tuple(_setting(model_cfg, 'fpl_head', 'crop_size'))
-    if crop is not None and len(crop) == 1:
-        crop = crop * 2
-    if crop is not None and min(crop) <= 0:
-        raise ValueError(
-            f'{config_path}: model.fpl_head.crop_size={crop} must be '
-            'positive; expected an int or (h, w) with 0 < size <= '
-            f'{MAX_CROP_TO_INPUT:g} x the network input size.'
-        )
+    strides = fpl.get('stage_strides')
+    if strides is None and scope is not None:
+        strides = _derived_strides(model_cfg, scope)
+    if strides is not None and None in strides:
+        strides = None
+    crop = fpl.get('crop_size', _default('FPLHead', 'crop_size'))
+    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
     for loader, ((h, w), source) in sizes.items():
         if strides:
             step = math.lcm(*(int(s) for s in strides))
@@ -353,218 +376,20 @@ def _check_fpl_settings(
                 )
                 ok = ' or '.join(str(v) for v in near)
                 raise ValueError(
-                    f'{config_path}: the network input of {loader} is '
-                    f'{h}x{w} (set by {source}), but the FPL anchors need '
-                    f'an input whose height and width are multiples of '
-                    f'every stage stride, model.fpl_head.stage_strides='
-                    f'{strides}: expected a multiple of {step} (e.g. {ok}).'
+                    f'{loader}.dataset.pipeline: gives {h}x{w} network '
+                    f'inputs (set by {source}), but the FPL stage strides '
+                    f'{tuple(strides)} need multiples of {step}; resize or '
+                    f'crop to a multiple of {step} (e.g. {ok}) in '
+                    f'{config_path}'
                 )
-        if crop is not None and (
-            crop[0] > MAX_CROP_TO_INPUT * h or crop[1] > MAX_CROP_TO_INPUT * w
-        ):
+        if crop[0] > MAX_CROP_TO_INPUT * h or crop[1] > MAX_CROP_TO_INPUT * w:
             raise ValueError(
-                f'{config_path}: model.fpl_head.crop_size={crop} is larger '
-                f'than {MAX_CROP_TO_INPUT:g} x the network input {h}x{w} of '
-                f'{loader} (set by {source}); a crop is a region of the '
-                'input, resized: expected at most '
-                f'({int(MAX_CROP_TO_INPUT * h)}, '
-                f'{int(MAX_CROP_TO_INPUT * w)}), typically half the input.'
-            )
-
-
-def _dry_backbone(
-    backbone_cfg: dict, size: Tuple[int, int], scope: str
-) -> Optional[List[Tuple[int, int, int]]]:
-    """Run the backbone once on a blank image, shapes only.
-
-    The backbone is built on the CPU without pretrained weights, moved to
-    PyTorch's ``meta`` device (tensors without data) and run there: only
-    shapes are computed, so even a large backbone at 448 px takes a
-    fraction of a second.
-
-    Returns:
-        list | None: ``(channels, height, width)`` of every NCHW output, or
-        None when the backbone cannot be built or run this way (the Runner
-        then reports its own error).
-    """
-    import torch
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    backbone_cfg = dict(backbone_cfg)
-    # Never fetch pretrained weights for a dry run.
-    backbone_cfg.pop('init_cfg', None)
-    if backbone_cfg.get('pretrained') is True:
-        return None
-    try:
-        with DefaultScope.overwrite_default_scope(scope):
-            backbone = MODELS.build(backbone_cfg)
-        backbone = backbone.to('meta')
-        backbone.eval()
-        with torch.no_grad():
-            outs = backbone(torch.zeros(1, 3, *size, device='meta'))
-    except Exception:
-        return None
-    if isinstance(outs, torch.Tensor):
-        outs = (outs,)
-    shapes = []
-    for out in outs:
-        if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            return None
-        shapes.append(tuple(int(v) for v in out.shape[1:]))
-    return shapes
-
-
-def _stride(size: Tuple[int, int], shape: Tuple[int, int]) -> Optional[int]:
-    """The stride of a map of ``shape`` on an input of ``size``, if exact."""
-    (h, w), (mh, mw) = size, shape
-    if mh and mw and h % mh == 0 and w % mw == 0 and h // mh == w // mw:
-        return h // mh
-    return None
-
-
-def _fail_channels(config_path: str, key: str, value, expected, why: str):
-    raise ValueError(
-        f'{config_path}: {key}={value} but {why} {expected}; set '
-        f'{key}={expected} (or change model.backbone.out_indices).'
-    )
-
-
-def check_model(
-    cfg: Config,
-    config_path: str = '<config>',
-    input_size: Optional[Tuple[int, int]] = None,
-) -> None:
-    """Check the neck / head channel and stride settings against the backbone.
-
-    The backbone alone is built (without pretrained weights) and run once on
-    a blank ``(1, 3, H, W)`` image. The stage maps the :class:`CPLNeck`
-    selects (``in_indices``, else the last ``len(in_channels)`` outputs)
-    must have ``neck.in_channels`` channels; the FPL head's ``in_channels``,
-    ``feat_channels`` (the last backbone output) and ``stage_strides``, and
-    the fusion head's ``in_channels``, ``part_channels``, ``fpl_channels``
-    and ``num_parts`` must agree with them. Models without a ``CPLNeck``
-    are not checked.
-
-    Args:
-        cfg (Config): The merged config.
-        config_path (str): The config file, for messages. Defaults to
-            ``'<config>'``.
-        input_size (Tuple[int, int], optional): The network input ``(H, W)``
-            of the dry run. Defaults to None, meaning 224 x 224.
-
-    Raises:
-        ValueError: Naming the config key, its value and the value the
-            backbone implies.
-    """
-    model_cfg = cfg.get('model') or {}
-    neck = model_cfg.get('neck')
-    if _type_name(neck) != 'CPLNeck' or not model_cfg.get('backbone'):
-        return
-    h, w = input_size or (224, 224)
-    scope = cfg.get('default_scope') or 'mmpretrain'
-    shapes = _dry_backbone(model_cfg['backbone'], (h, w), scope)
-    if not shapes:
-        return
-    backbone = (
-        f'the backbone ({_type_name(model_cfg["backbone"])}, out_indices='
-        f'{model_cfg["backbone"].get("out_indices")}) gives'
-    )
-    in_channels = _as_tuple(_setting(model_cfg, 'neck', 'in_channels'))
-    in_indices = _as_tuple(neck.get('in_indices'))
-    num = len(in_channels)
-    if in_indices is None:
-        if len(shapes) < num:
-            raise ValueError(
-                f'{config_path}: model.neck.in_channels={in_channels} '
-                f'expects {num} stage maps but {backbone} {len(shapes)} '
-                f'(channels {tuple(s[0] for s in shapes)}); set '
-                f'model.backbone.out_indices to {num} stages, e.g. (2, 3).'
-            )
-        picked = shapes[len(shapes) - num :]
-    else:
-        if any(not -len(shapes) <= i < len(shapes) for i in in_indices):
-            raise ValueError(
-                f'{config_path}: model.neck.in_indices={in_indices} but '
-                f'{backbone} only {len(shapes)} stage maps.'
-            )
-        picked = [shapes[i] for i in in_indices]
-    channels = tuple(s[0] for s in picked)
-    if in_channels != channels:
-        _fail_channels(
-            config_path,
-            'model.neck.in_channels',
-            in_channels,
-            channels,
-            f'{backbone} stage maps with channels',
-        )
-    last = shapes[-1][0]
-    if _type_name(model_cfg.get('fpl_head')) == 'FPLHead':
-        fpl_in = _as_tuple(_setting(model_cfg, 'fpl_head', 'in_channels'))
-        if fpl_in != channels:
-            _fail_channels(
-                config_path,
-                'model.fpl_head.in_channels',
-                fpl_in,
-                channels,
-                f'{backbone} stage maps (CPL-enhanced) with channels',
-            )
-        feat = _setting(model_cfg, 'fpl_head', 'feat_channels')
-        if feat != last:
-            _fail_channels(
-                config_path,
-                'model.fpl_head.feat_channels',
-                feat,
-                last,
-                f'the crops are encoded by the last backbone output: '
-                f'{backbone} channels',
-            )
-        strides = _as_tuple(_setting(model_cfg, 'fpl_head', 'stage_strides'))
-        real = tuple(_stride((h, w), s[1:]) for s in picked)
-        if strides is not None and None not in real and strides != real:
-            raise ValueError(
-                f'{config_path}: model.fpl_head.stage_strides={strides} but '
-                f'on a {h}x{w} input {backbone} maps of '
-                f'{[f"{s[1]}x{s[2]}" for s in picked]}, i.e. strides {real}; '
-                f'set model.fpl_head.stage_strides={real}.'
-            )
-    if _type_name(model_cfg.get('head')) == 'SCRIMHead':
-        head_in = _setting(model_cfg, 'head', 'in_channels')
-        if head_in != channels[-1]:
-            _fail_channels(
-                config_path,
-                'model.head.in_channels',
-                head_in,
-                channels[-1],
-                f'the global feature is the last CPL stage map: {backbone} '
-                'channels',
-            )
-        part = _as_tuple(_setting(model_cfg, 'head', 'part_channels'))
-        if part != channels:
-            _fail_channels(
-                config_path,
-                'model.head.part_channels',
-                part,
-                channels,
-                f'{backbone} CPL stage maps with channels',
-            )
-        head_parts = _setting(model_cfg, 'head', 'num_parts')
-        neck_parts = _setting(model_cfg, 'neck', 'num_parts')
-        if head_parts != neck_parts:
-            raise ValueError(
-                f'{config_path}: model.head.num_parts={head_parts} but '
-                f'model.neck.num_parts={neck_parts}; set them to agree.'
-            )
-        num_fpl = _setting(model_cfg, 'head', 'num_fpl_parts')
-        fpl_channels = _setting(model_cfg, 'head', 'fpl_channels')
-        if num_fpl and fpl_channels != last:
-            _fail_channels(
-                config_path,
-                'model.head.fpl_channels',
-                fpl_channels,
-                last,
-                f'the FPL part features are the last backbone output: '
-                f'{backbone} channels',
+                f'model.fpl_head.crop_size={crop}: larger than '
+                f'{MAX_CROP_TO_INPUT:g} x the {h}x{w} network input of '
+                f'{loader} (set by {source}), and a crop is a region of the '
+                f'input, resized; set at most ({int(MAX_CROP_TO_INPUT * h)}'
+                f', {int(MAX_CROP_TO_INPUT * w)}) in {config_path}, '
+                'typically half the input'
             )
 
 
@@ -599,16 +424,15 @@ def check_config(
             the test loader only (False). Defaults to True.
         loaders (Sequence[str], optional): Override which dataloader keys are
             checked. Defaults to None.
-        dry_run (bool): Also run the backbone once on a blank image to check
-            the channel and stride settings (:func:`check_model`). Defaults
-            to True.
+        dry_run (bool): Derive the FPL stage strides that the config
+            leaves unset from a dry run of the backbone on the ``meta``
+            device, as :class:`SCRIMClassifier` does. Defaults to True.
 
     Raises:
         FileNotFoundError: A dataset folder is missing or incomplete.
-        ValueError: A ``num_classes`` differs from the dataset's or from
-            another one of the model, K > M, an input size the FPL anchors
-            cannot use, a crop size out of range, or channel / stride
-            settings that do not match the backbone.
+        ValueError: A ``num_classes`` of the model differs from the
+            dataset's, an input size the FPL anchors cannot use, or a crop
+            size larger than twice the input.
     """
     if loaders is None:
         loaders = (
@@ -623,13 +447,6 @@ def check_config(
     top = cfg.get('data_preprocessor') or {}
     if not model_cfg.get('data_preprocessor') and top.get('num_classes'):
         counts['data_preprocessor.num_classes'] = top['num_classes']
-    if len(set(counts.values())) > 1:
-        listed = ', '.join(f'{k}={v}' for k, v in counts.items())
-        raise ValueError(
-            f'{config_path}: the model disagrees on the number of classes '
-            f'({listed}); set them all to the number of classes of the '
-            'dataset.'
-        )
     sizes: Dict[str, Tuple[Tuple[int, int], str]] = {}
     for loader in loaders:
         loader_cfg = cfg.get(loader)
@@ -647,12 +464,10 @@ def check_config(
         for model_key, n_model in counts.items():
             if n_model != n_data:
                 raise ValueError(
-                    f'{config_path}: {model_key}={n_model} but the dataset '
-                    f'of {loader} ({dataset_cfg.get("type")}) has {n_data} '
-                    f'classes; set {model_key}={n_data} (or the dataset\'s '
-                    'classes / metainfo.classes) so that they agree.'
+                    f'{model_key}={n_model}: the dataset of {loader} '
+                    f'({dataset_cfg.get("type")}) has {n_data} classes; set '
+                    f'{model_key}={n_data} in {config_path} (or the '
+                    "dataset's classes / metainfo.classes)"
                 )
-    _check_fpl_settings(model_cfg, config_path, sizes)
-    if dry_run:
-        size = next(iter(sizes.values()))[0] if sizes else None
-        check_model(cfg, config_path, size)
+    scope = (cfg.get('default_scope') or 'mmpretrain') if dry_run else None
+    _check_fpl_sizes(model_cfg, config_path, sizes, scope)

@@ -1,5 +1,5 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -8,7 +8,14 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.profiler import record_function
 
-from ..utils import unpack_targets
+from ..utils import unpack_targets, wiring
+
+
+def _build(cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.Module]:
+    """Build a module config; pass a module or None through."""
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(cfg)
 
 
 @MODELS.register_module()
@@ -31,13 +38,34 @@ class SCRIMClassifier(ImageClassifier):
     ``tools/analysis/benchmark.py`` splits a step's time by them. Outside
     a profiler they cost next to nothing.
 
+    The wiring follows the backbone. The classifier runs its backbone once
+    on PyTorch's ``meta`` device (shapes only, no data) and fills in every
+    channel, stride and fusion size of the neck and the heads that the
+    config leaves unset (:mod:`scrim_mm.models.utils.wiring`); a value that
+    is set is kept and checked against the backbone. The stages are the
+    backbone outputs, named ``'s<i+1>'`` after its ``out_indices``
+    (``('s3', 's4')`` for ResNet's ``out_indices=(2, 3)``). The minimal
+    model is::
+
+        model = dict(
+            type='SCRIMClassifier',
+            num_classes=200,
+            backbone=dict(type='ResNet', depth=50, out_indices=(2, 3)))
+
     Args:
-        backbone (dict): Any mmpretrain backbone returning two or more NCHW
-            stage maps (e.g. ``ResNet`` with ``out_indices=(2, 3)``).
-        neck (dict): The :class:`CPLNeck` config.
-        head (dict): The :class:`SCRIMHead` config.
-        fpl_head (dict, optional): The :class:`FPLHead` config. None gives
-            the CPL-only model. Defaults to None.
+        backbone (dict): Any mmpretrain backbone returning NCHW stage maps
+            (e.g. ``ResNet`` with ``out_indices=(2, 3)``).
+        neck (dict): The :class:`CPLNeck` config; the type and every unset
+            wiring argument are filled in. Defaults to ``dict()``.
+        head (dict): The :class:`SCRIMHead` config, likewise.
+            Defaults to ``dict()``.
+        fpl_head (dict, optional): The :class:`FPLHead` config, likewise;
+            None gives the CPL-only model (no regions, no crops).
+            Defaults to ``dict()``.
+        num_classes (int, optional): The number of classes, given to the
+            heads and, when it has none, to the data preprocessor (for
+            Mixup / CutMix). None takes it from ``head``, ``fpl_head`` or
+            ``data_preprocessor``, whichever sets it. Defaults to None.
         pretrained (str, optional): A checkpoint to initialise from.
             Defaults to None.
         train_cfg (dict, optional): mmpretrain's training options (batch
@@ -56,15 +84,37 @@ class SCRIMClassifier(ImageClassifier):
     def __init__(
         self,
         backbone: dict,
-        neck: dict,
-        head: dict,
-        fpl_head: Optional[dict] = None,
+        neck: Union[dict, nn.Module] = dict(),  # noqa: B006
+        head: Union[dict, nn.Module] = dict(),  # noqa: B006
+        fpl_head: Optional[Union[dict, nn.Module]] = dict(),  # noqa: B006
+        num_classes: Optional[int] = None,
         pretrained: Optional[str] = None,
         train_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
         channels_last: bool = False,
     ) -> None:
+        if not isinstance(backbone, nn.Module):
+            backbone = MODELS.build(backbone)
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
+            data_preprocessor = dict(data_preprocessor or {})
+        num_classes = wiring.wire_num_classes(
+            num_classes,
+            {
+                'model.head': head,
+                'model.fpl_head': fpl_head,
+                'model.data_preprocessor': data_preprocessor,
+            },
+        )
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor.setdefault('num_classes', num_classes)
+        stages = wiring.probe_backbone(backbone)
+        source = wiring.describe_backbone(backbone)
+        neck = _build(wiring.wire_neck(neck, stages, source))
+        fpl_head = _build(
+            wiring.wire_fpl_head(fpl_head, neck, stages, num_classes, source)
+        )
+        head = _build(wiring.wire_head(head, neck, fpl_head, num_classes))
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -74,10 +124,7 @@ class SCRIMClassifier(ImageClassifier):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
         )
-        if fpl_head is not None and not isinstance(fpl_head, nn.Module):
-            fpl_head = MODELS.build(fpl_head)
         self.fpl_head = fpl_head
-        self._check_fusion_sizes()
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -86,22 +133,6 @@ class SCRIMClassifier(ImageClassifier):
     def with_fpl(self) -> bool:
         """Whether the model has the fine-part branch."""
         return self.fpl_head is not None
-
-    def _check_fusion_sizes(self) -> None:
-        """Check that the fusion head expects what the FPL head gives."""
-        expected = 0
-        if self.with_fpl:
-            expected = (
-                len(self.fpl_head.stage_names) * self.fpl_head.num_test_parts
-            )
-        got = getattr(self.head, 'num_fpl_parts', 0)
-        if got != expected:
-            raise ValueError(
-                f'SCRIMClassifier: head.num_fpl_parts={got} but the FPL '
-                f'head gives {expected} part features for fusion '
-                '(number of FPL stages x fpl_head.num_test_parts); '
-                'set them to agree.'
-            )
 
     # ------------------------------------------------------------------
     # shared pieces

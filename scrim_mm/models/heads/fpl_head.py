@@ -18,6 +18,7 @@ from ..utils import (
     generate_anchors,
     num_anchors_per_level,
 )
+from ..utils.wiring import default_stage_names, require
 
 _SCALES_2 = (2 ** (1 / 3), 2 ** (2 / 3))
 _SCALES_3 = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
@@ -68,14 +69,21 @@ class FPLHead(BaseModule):
     ranking loss sees the teacher losses detached, so the teacher learns only
     from its cross-entropy.
 
+    Inside a :class:`SCRIMClassifier`, ``num_classes``, ``in_channels``,
+    ``feat_channels``, ``stage_strides`` and ``stage_names`` are taken from
+    the classifier, its neck and its backbone when they are unset; a value
+    that is set is checked against them. Built on its own, the head needs
+    the first four.
+
     Args:
-        num_classes (int): Number of classes of the teacher.
-        in_channels (Sequence[int]): Channels of the enhanced map of every
-            stage (navigator inputs). Defaults to (1024, 2048).
-        feat_channels (int): Channels of a part feature (the pooled last
-            backbone stage of a crop). Defaults to 2048.
-        stage_strides (Sequence[int]): Stride of every stage map w.r.t. the
-            input. Defaults to (16, 32).
+        num_classes (int, optional): Number of classes of the teacher.
+            Defaults to None.
+        in_channels (Sequence[int], optional): Channels of the enhanced map
+            of every stage (navigator inputs). Defaults to None.
+        feat_channels (int, optional): Channels of a part feature (the
+            pooled last backbone stage of a crop). Defaults to None.
+        stage_strides (Sequence[int], optional): Stride of every stage map
+            w.r.t. the input. Defaults to None.
         anchor_cfgs (Sequence[dict], optional): Per stage, a dict with any of
             ``strides``, ``sizes``, ``scales``, ``ratios`` (see
             :func:`~scrim_mm.models.utils.generate_anchors`); missing keys
@@ -96,8 +104,10 @@ class FPLHead(BaseModule):
             ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
         rank_loss (dict, optional): Config of the ranking loss. Defaults to
             None, meaning ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
-        stage_names (Sequence[str]): Stage names used in loss keys.
-            Defaults to ('s3', 's4').
+        stage_names (Sequence[str], optional): Stage names used in loss
+            keys; None takes the neck's inside a :class:`SCRIMClassifier`,
+            else ``('s3', 's4')`` for two stages (the last stages of a
+            four-stage backbone). Defaults to None.
         teacher_per_stage (bool): Give every stage its own teacher instead
             of NTS-Net's one teacher shared by all crops. The stages crop at
             different scales (a stage-3 crop zooms further in), and a shared
@@ -125,10 +135,10 @@ class FPLHead(BaseModule):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: Sequence[int] = (1024, 2048),
-        feat_channels: int = 2048,
-        stage_strides: Sequence[int] = (16, 32),
+        num_classes: Optional[int] = None,
+        in_channels: Optional[Sequence[int]] = None,
+        feat_channels: Optional[int] = None,
+        stage_strides: Optional[Sequence[int]] = None,
         anchor_cfgs: Optional[Sequence[dict]] = None,
         navigator_channels: int = 128,
         num_train_parts: int = 6,
@@ -137,53 +147,70 @@ class FPLHead(BaseModule):
         crop_size: Union[int, Sequence[int]] = 224,
         teacher_loss: Optional[dict] = None,
         rank_loss: Optional[dict] = None,
-        stage_names: Sequence[str] = ('s3', 's4'),
+        stage_names: Optional[Sequence[str]] = None,
         teacher_per_stage: bool = False,
         explore: float = 0.0,
         teach_on_image: bool = False,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        require(
+            'FPLHead',
+            num_classes=num_classes,
+            in_channels=in_channels,
+            feat_channels=feat_channels,
+            stage_strides=stage_strides,
+        )
+        num_stages = len(in_channels)
+        if stage_names is None:
+            stage_names = default_stage_names(num_stages)
         if num_classes <= 0:
             raise ValueError(
-                f'`num_classes` must be positive, got {num_classes}.'
+                f'num_classes={num_classes}: must be positive; set the '
+                'number of classes of the dataset'
             )
-        num_stages = len(in_channels)
-        if not (num_stages == len(stage_strides) == len(stage_names)):
-            raise ValueError(
-                f'`in_channels` ({len(in_channels)}), `stage_strides` '
-                f'({len(stage_strides)}) and `stage_names` '
-                f'({len(stage_names)}) must have the same length.'
-            )
+        for key, value in (
+            ('stage_strides', stage_strides),
+            ('stage_names', stage_names),
+        ):
+            if len(value) != num_stages:
+                raise ValueError(
+                    f'{key}={tuple(value)}: {len(value)} values for the '
+                    f'{num_stages} stages of in_channels='
+                    f'{tuple(in_channels)}; give one per stage'
+                )
         if num_stages == 0 or len(set(stage_names)) != num_stages:
             raise ValueError(
-                f'`stage_names` must be non-empty and unique, '
-                f'got {tuple(stage_names)}.'
+                f'stage_names={tuple(stage_names)}: must be non-empty and '
+                'unique; give each stage its own name'
             )
         if num_test_parts < 1 or num_train_parts < 1:
             raise ValueError(
-                f'`num_train_parts` (M={num_train_parts}) and '
-                f'`num_test_parts` (K={num_test_parts}) must be positive.'
+                f'num_train_parts={num_train_parts}, num_test_parts='
+                f'{num_test_parts}: must be positive (M and K regions per '
+                'stage); set both to 1 or more'
             )
         if num_test_parts > num_train_parts:
             raise ValueError(
-                f'`num_test_parts` (K={num_test_parts}) must not exceed '
-                f'`num_train_parts` (M={num_train_parts}).'
+                f'num_test_parts={num_test_parts}: more than num_train_parts='
+                f'{num_train_parts}, but inference keeps the first K of the '
+                f'M regions of training (K <= M); set num_test_parts <= '
+                f'{num_train_parts}'
             )
         if isinstance(crop_size, int):
             crop_size = (crop_size, crop_size)
         crop_size = tuple(int(c) for c in crop_size)
         if len(crop_size) != 2 or min(crop_size) <= 0:
             raise ValueError(
-                f'`crop_size` must be a positive int or (h, w), '
-                f'got {crop_size}.'
+                f'crop_size={crop_size}: not a size; give a positive int or '
+                '(h, w)'
             )
         if anchor_cfgs is None:
             anchor_cfgs = [dict() for _ in range(num_stages)]
         if len(anchor_cfgs) != num_stages:
             raise ValueError(
-                f'`anchor_cfgs` has {len(anchor_cfgs)} entries '
-                f'for {num_stages} stages.'
+                f'anchor_cfgs: {len(anchor_cfgs)} entries for {num_stages} '
+                'stages; give one dict per stage'
             )
 
         self.num_classes = num_classes
@@ -204,17 +231,18 @@ class FPLHead(BaseModule):
             unknown = set(cfg) - {'strides', 'sizes', 'scales', 'ratios'}
             if unknown:
                 raise ValueError(
-                    f'Stage {name}: unknown anchor_cfgs keys '
-                    f'{sorted(unknown)}.'
+                    f'anchor_cfgs[{name!r}]={cfg}: unknown keys '
+                    f'{sorted(unknown)}; use strides, sizes, scales, ratios'
                 )
             cfg = {**default_anchor_cfg(stride), **cfg}
             num_levels = len(cfg['strides'])
             expected = tuple(stride * 2**i for i in range(num_levels))
             if tuple(int(s) for s in cfg['strides']) != expected:
                 raise ValueError(
-                    f'Stage {name}: anchor strides {tuple(cfg["strides"])} '
-                    f'must be {expected} (stage stride {stride}, doubled at '
-                    f'every navigator level).'
+                    f'anchor_cfgs[{name!r}].strides='
+                    f'{tuple(cfg["strides"])}: the navigator levels of a '
+                    f'stage of stride {stride} have strides {expected} '
+                    '(doubled at every level); set those or leave them unset'
                 )
             self.anchor_cfgs.append(cfg)
             self.navigators.append(
@@ -228,7 +256,8 @@ class FPLHead(BaseModule):
             )
         if explore < 0:
             raise ValueError(
-                f'explore={explore}: must be >= 0 (0 turns exploration off).'
+                f'explore={explore}: must be >= 0; set 0 to turn exploration '
+                'off'
             )
         self.explore = float(explore)
         self.teach_on_image = bool(teach_on_image)
@@ -298,7 +327,7 @@ class FPLHead(BaseModule):
                 )
             except ValueError as e:
                 raise ValueError(
-                    f'Stage {self.stage_names[stage]}: {e}'
+                    f'stage {self.stage_names[stage]}: {e}'
                 ) from e
             self._anchor_cache[key] = anchors
         return anchors
@@ -321,38 +350,25 @@ class FPLHead(BaseModule):
             navigators. ``N`` is ``num_train_parts`` in training mode and
             ``num_test_parts`` otherwise; regions are in pick order.
         """
-        if len(enhanced) != self.num_stages:
-            raise ValueError(
-                f'Expected {self.num_stages} enhanced maps '
-                f'{self.stage_names}, got {len(enhanced)}.'
-            )
         height, width = int(img_shape[0]), int(img_shape[1])
         num_parts = self.num_parts
         boxes, scores = [], []
         for i, feat in enumerate(enhanced):
             name, stride = self.stage_names[i], self.stage_strides[i]
-            if feat.dim() != 4 or feat.shape[1] != self.in_channels[i]:
-                raise ValueError(
-                    f'Stage {name}: the enhanced map has shape '
-                    f'{tuple(feat.shape)}, i.e. {feat.shape[1]} channels, '
-                    f'but in_channels[{i}] is {self.in_channels[i]}.'
-                )
             anchors = self.get_anchors(i, (height, width), feat.device)
+            # The anchors assume a map of exactly input / stride: a backbone
+            # that pads or crops its maps would misplace every region.
             expected = (height // stride, width // stride)
             if tuple(feat.shape[-2:]) != expected:
                 raise ValueError(
-                    f'Stage {name}: the enhanced map is '
-                    f'{feat.shape[-2]}x{feat.shape[-1]} but input '
-                    f'{height}x{width} at stride {stride} needs '
-                    f'{expected[0]}x{expected[1]}.'
+                    f'stage_strides[{i}]={stride}: the {name} map of a '
+                    f'{height}x{width} input is {feat.shape[-2]}x'
+                    f'{feat.shape[-1]}, not {expected[0]}x{expected[1]}; '
+                    'give an input whose sides are multiples of every '
+                    'stage stride'
                 )
             with record_function('scrim/navigator'):
                 all_scores = self._navigate(i, feat.detach())
-            if all_scores.shape[1] != anchors.shape[0]:
-                raise RuntimeError(
-                    f'Stage {name}: {all_scores.shape[1]} navigator scores '
-                    f'for {anchors.shape[0]} anchors.'
-                )
             with record_function('scrim/anchors_nms'):
                 select = all_scores
                 if self.training and self.explore > 0:
@@ -466,14 +482,6 @@ class FPLHead(BaseModule):
             by the detached per-crop cross-entropy) for every stage.
         """
         num_imgs, num_stages, num_parts = part_feats.shape[:3]
-        if scores.shape != (num_imgs, num_stages, num_parts) or (
-            num_stages != self.num_stages
-        ):
-            raise ValueError(
-                f'Expected part_feats (B, {self.num_stages}, N, C) and '
-                f'scores (B, {self.num_stages}, N), got '
-                f'{tuple(part_feats.shape)} and {tuple(scores.shape)}.'
-            )
         if labels.dim() == 1:
             labels = labels.long()
         else:

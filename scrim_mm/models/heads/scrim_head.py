@@ -11,6 +11,7 @@ from torch.profiler import record_function
 
 from ..necks.cpl_neck import CPLOutput
 from ..utils import part_attention_maps, unpack_targets
+from ..utils.wiring import default_stage_names, require
 
 
 def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
@@ -38,17 +39,28 @@ class SCRIMHead(ClsHead):
     alone (CPL-only mode), e.g. inside a plain mmpretrain
     ``ImageClassifier``.
 
+    Inside a :class:`SCRIMClassifier` the class count, the channels and the
+    fusion sizes are taken from the classifier's ``num_classes``, its neck
+    and its FPL head when they are unset; a value that is set is checked
+    against them. Built on its own, the head needs ``num_classes`` and
+    ``part_channels`` (and ``fpl_channels`` when ``num_fpl_parts > 0``).
+
     Args:
-        num_classes (int): Number of classes.
-        in_channels (int): Channels of the global feature, i.e. of the last
-            CPL stage map. Defaults to 2048.
-        part_channels (Sequence[int]): Channels of the part vectors of every
-            CPL stage. Defaults to ``(1024, 2048)``.
-        num_parts (int): Number of CPL parts ``P`` per stage. Defaults to 2.
-        fpl_channels (int): Channels of every FPL part feature.
-            Defaults to 2048.
+        num_classes (int, optional): Number of classes. Defaults to None.
+        in_channels (int, optional): Channels of the global feature, the
+            last CPL stage map: it must be ``part_channels[-1]``, which
+            None takes. Defaults to None.
+        part_channels (Sequence[int], optional): Channels of the part
+            vectors of every CPL stage (the neck's ``in_channels``).
+            Defaults to None.
+        num_parts (int): Number of CPL parts ``P`` per stage (the neck's
+            ``num_parts``). Defaults to 2.
+        fpl_channels (int, optional): Channels of every FPL part feature
+            (the FPL head's ``feat_channels``). Defaults to None.
         num_fpl_parts (int): Number of FPL part features (``S * K``) given
-            to the fusion; 0 is the CPL-only mode. Defaults to 8.
+            to the fusion; 0 is the CPL-only mode. Inside a
+            :class:`SCRIMClassifier`, unset means ``S * K`` of its FPL
+            head (0 without one). Defaults to 0.
         loss (dict): Loss of the fused logits.
             Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
         raw_loss (dict, optional): Loss of the raw (global feature) logits;
@@ -61,8 +73,11 @@ class SCRIMHead(ClsHead):
             every stage; None disables it. Defaults to
             ``dict(type='PartContrastiveLoss', mode='mamc',
             loss_weight=1.0)``.
-        contrastive_weights (Sequence[float]): Per-stage multipliers of the
-            contrastive loss. Defaults to ``(0.25, 0.5)``.
+        contrastive_weights (Sequence[float], optional): Per-stage
+            multipliers of the contrastive loss. None halves the weight
+            from each stage to the previous, coarser one, starting at 0.5
+            on the last: ``(0.25, 0.5)`` for two stages, Cross-X's
+            weights. Defaults to None.
         diversity_loss (dict, optional): Loss on the spatial attention
             maps of the parts of every stage
             (:class:`~scrim_mm.models.losses.PartDiversityLoss`), which
@@ -72,8 +87,10 @@ class SCRIMHead(ClsHead):
         pred_mode (str): ``'fused'`` predicts from the fused logits,
             ``'sum'`` from the sum of fused, raw and CPL logits (Cross-X
             style). Defaults to ``'fused'``.
-        stage_names (Sequence[str]): Names of the CPL stages, used in the
-            loss keys. Defaults to ``('s3', 's4')``.
+        stage_names (Sequence[str], optional): Names of the CPL stages,
+            used in the loss keys; None takes the neck's inside a
+            :class:`SCRIMClassifier`, else ``('s3', 's4')`` for two stages
+            (the last stages of a four-stage backbone). Defaults to None.
         topk (int | Sequence[int]): Top-k accuracy of ``cal_acc``.
             Defaults to ``(1, )``.
         cal_acc (bool): Whether to log the training accuracy of the fused
@@ -86,12 +103,12 @@ class SCRIMHead(ClsHead):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int = 2048,
-        part_channels: Sequence[int] = (1024, 2048),
+        num_classes: Optional[int] = None,
+        in_channels: Optional[int] = None,
+        part_channels: Optional[Sequence[int]] = None,
         num_parts: int = 2,
-        fpl_channels: int = 2048,
-        num_fpl_parts: int = 8,
+        fpl_channels: Optional[int] = None,
+        num_fpl_parts: int = 0,
         loss: dict = dict(  # noqa: B006
             type='CrossEntropyLoss', loss_weight=1.0
         ),
@@ -104,12 +121,12 @@ class SCRIMHead(ClsHead):
         contrastive_loss: Optional[dict] = dict(  # noqa: B006
             type='PartContrastiveLoss', mode='mamc', loss_weight=1.0
         ),
-        contrastive_weights: Sequence[float] = (0.25, 0.5),
+        contrastive_weights: Optional[Sequence[float]] = None,
         diversity_loss: Optional[dict] = dict(  # noqa: B006
             type='PartDiversityLoss', loss_weight=1.0
         ),
         pred_mode: str = 'fused',
-        stage_names: Sequence[str] = ('s3', 's4'),
+        stage_names: Optional[Sequence[str]] = None,
         topk: Union[int, Tuple[int, ...]] = (1,),
         cal_acc: bool = False,
         init_cfg: Optional[dict] = dict(  # noqa: B006
@@ -119,31 +136,53 @@ class SCRIMHead(ClsHead):
         super().__init__(
             loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg
         )
+        require(
+            'SCRIMHead', num_classes=num_classes, part_channels=part_channels
+        )
+        if num_fpl_parts > 0:
+            require('SCRIMHead', fpl_channels=fpl_channels)
+        self.part_channels = tuple(part_channels)
+        num_stages = len(self.part_channels)
+        if in_channels is None:
+            in_channels = self.part_channels[-1]
         if num_classes < 1:
             raise ValueError(
-                f'num_classes must be positive, got ' f'{num_classes}.'
+                f'num_classes={num_classes}: must be positive; set the '
+                'number of classes of the dataset'
             )
         if num_fpl_parts < 0:
             raise ValueError(
-                f'num_fpl_parts must be >= 0, got ' f'{num_fpl_parts}.'
+                f'num_fpl_parts={num_fpl_parts}: must be >= 0; set S x K '
+                'of the FPL head, or 0 for the CPL-only mode'
             )
         if pred_mode not in self.PRED_MODES:
             raise ValueError(
-                f'pred_mode must be one of {self.PRED_MODES}, '
-                f'got {pred_mode!r}.'
+                f'pred_mode={pred_mode!r}: unknown; use one of '
+                f'{self.PRED_MODES}'
             )
-        self.part_channels = tuple(part_channels)
+        if in_channels != self.part_channels[-1]:
+            raise ValueError(
+                f'in_channels={in_channels}: the global feature is the last '
+                f'CPL stage map, of part_channels[-1]='
+                f'{self.part_channels[-1]} channels; leave in_channels unset'
+            )
+        if stage_names is None:
+            stage_names = default_stage_names(num_stages)
+        if contrastive_weights is None:
+            contrastive_weights = tuple(
+                0.5**i for i in range(num_stages, 0, -1)
+            )
         self.stage_names = tuple(stage_names)
         self.contrastive_weights = tuple(contrastive_weights)
-        num_stages = len(self.part_channels)
-        for name, value in (
+        for key, value in (
             ('stage_names', self.stage_names),
             ('contrastive_weights', self.contrastive_weights),
         ):
             if len(value) != num_stages:
                 raise ValueError(
-                    f'SCRIMHead got {len(value)} {name} for {num_stages} '
-                    f'stages (part_channels={self.part_channels}).'
+                    f'{key}={value}: {len(value)} values for the '
+                    f'{num_stages} stages of part_channels='
+                    f'{self.part_channels}; give one per stage'
                 )
 
         self.num_classes = num_classes
@@ -155,7 +194,7 @@ class SCRIMHead(ClsHead):
         self.fused_channels = (
             in_channels
             + num_parts * sum(self.part_channels)
-            + num_fpl_parts * fpl_channels
+            + num_fpl_parts * (fpl_channels or 0)
         )
 
         self.fc = nn.Linear(self.fused_channels, num_classes)
@@ -177,62 +216,20 @@ class SCRIMHead(ClsHead):
         self.contrastive_module = _build_optional(contrastive_loss)
         self.diversity_module = _build_optional(diversity_loss)
 
-    def _check_inputs(
-        self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor]
-    ) -> None:
-        """Validate the CPL output and the FPL features against config."""
-        if not hasattr(feats, 'part_vecs'):
-            raise TypeError(
-                'SCRIMHead expects the CPLOutput of a CPLNeck, '
-                f'got {type(feats).__name__}.'
-            )
-        if len(feats.part_vecs) != len(self.part_channels):
+    def _check_inputs(self, feats: CPLOutput) -> None:
+        """Check the CPL output against ``part_channels`` and ``num_parts``.
+
+        Inside a :class:`SCRIMClassifier` they are derived and always agree;
+        in a plain ``ImageClassifier`` they are set by hand.
+        """
+        expected = tuple((self.num_parts, c) for c in self.part_channels)
+        got = tuple(tuple(v.shape[1:]) for v in feats.part_vecs)
+        if got != expected:
             raise ValueError(
-                f'SCRIMHead expects {len(self.part_channels)} CPL stages '
-                f'but got {len(feats.part_vecs)}.'
-            )
-        global_channels = feats.feats[-1].shape[1]
-        if global_channels != self.in_channels:
-            raise ValueError(
-                f'SCRIMHead in_channels={self.in_channels} but the last CPL '
-                f'stage map has {global_channels} channels.'
-            )
-        for name, vecs, channels in zip(
-            self.stage_names, feats.part_vecs, self.part_channels
-        ):
-            expected = (self.num_parts, channels)
-            if tuple(vecs.shape[1:]) != expected:
-                raise ValueError(
-                    f'SCRIMHead expects part vectors of stage {name!r} of '
-                    f'shape (B, {self.num_parts}, {channels}) (num_parts, '
-                    f'part_channels) but got {tuple(vecs.shape)}.'
-                )
-        if self.num_fpl_parts == 0:
-            if fpl_feats is not None and fpl_feats.numel() > 0:
-                raise ValueError(
-                    'SCRIMHead was built with num_fpl_parts=0 (CPL-only) '
-                    f'but got fpl_feats of shape {tuple(fpl_feats.shape)}.'
-                )
-            return
-        expected = (self.num_fpl_parts, self.fpl_channels)
-        if fpl_feats is None:
-            raise ValueError(
-                f'SCRIMHead was built with num_fpl_parts='
-                f'{self.num_fpl_parts} and needs fpl_feats of shape '
-                f'(B, {self.num_fpl_parts}, {self.fpl_channels}); set '
-                'num_fpl_parts=0 for the CPL-only mode.'
-            )
-        batch = feats.feats[-1].shape[0]
-        if (
-            fpl_feats.dim() != 3
-            or fpl_feats.shape[0] != batch
-            or tuple(fpl_feats.shape[1:]) != expected
-        ):
-            raise ValueError(
-                f'SCRIMHead expects fpl_feats of shape (B={batch}, '
-                f'num_fpl_parts={self.num_fpl_parts}, '
-                f'fpl_channels={self.fpl_channels}) but got '
-                f'{tuple(fpl_feats.shape)}.'
+                f'model.head.part_channels={self.part_channels}, num_parts='
+                f'{self.num_parts}: the neck gives part vectors of shapes '
+                f"(P, C) {got}; set them to the neck's num_parts and "
+                'in_channels'
             )
 
     def _global_feat(self, feats: CPLOutput) -> torch.Tensor:
@@ -266,7 +263,7 @@ class SCRIMHead(ClsHead):
             flattened fpl_feats)``, shape ``(B, in_channels + P *
             sum(part_channels) + num_fpl_parts * fpl_channels)``.
         """
-        self._check_inputs(feats, fpl_feats)
+        self._check_inputs(feats)
         return self._fuse(self._global_feat(feats), feats, fpl_feats)
 
     def forward(
@@ -299,7 +296,7 @@ class SCRIMHead(ClsHead):
             ``'fused'``, ``'raw'`` (if the raw classifier is enabled) and
             ``'cpl_<stage>'`` (if the CPL classifiers are enabled).
         """
-        self._check_inputs(feats, fpl_feats)
+        self._check_inputs(feats)
         with record_function('scrim/heads'):
             global_feat = self._global_feat(feats)
             logits = {

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils import part_attention_maps
+from ..utils.wiring import default_stage_names, require, stage_indices
 from .osme import OSME
 
 
@@ -39,8 +40,8 @@ def _per_stage(value, num_stages: int, name: str) -> tuple:
     if isinstance(value, (list, tuple)):
         if len(value) != num_stages:
             raise ValueError(
-                f'CPLNeck got {len(value)} values of `{name}` '
-                f'for {num_stages} stages.'
+                f'{name}={tuple(value)}: {len(value)} values for '
+                f'{num_stages} stages; give one value, or one per stage'
             )
         return tuple(value)
     return (value,) * num_stages
@@ -58,9 +59,14 @@ class CPLNeck(BaseModule):
     optionally projected to a ``D``-dimensional embedding for the MAMC
     style metric loss (Sun et al., ECCV 2018).
 
+    Inside a :class:`SCRIMClassifier`, ``in_channels`` and ``stage_names``
+    are taken from the backbone when they are unset; built on its own (e.g.
+    in mmpretrain's ``ImageClassifier``), the neck needs ``in_channels``.
+
     Args:
-        in_channels (Sequence[int]): Channels of every stage map used.
-            Defaults to ``(1024, 2048)``.
+        in_channels (Sequence[int], optional): Channels of every stage map
+            used; None is only valid inside a :class:`SCRIMClassifier`.
+            Defaults to None.
         num_parts (int): Number of parts ``P`` per stage. Defaults to 2.
         reduction (int | Sequence[int]): OSME reduction ratio, one for all
             stages or one per stage. Defaults to 16.
@@ -70,8 +76,11 @@ class CPLNeck(BaseModule):
         embed_dims (int, optional): Size ``D`` of the part embeddings; a
             linear layer ``C_s -> D`` per stage, shared by its parts. None
             keeps the part vectors as embeddings. Defaults to 512.
-        stage_names (Sequence[str]): Names of the stages, used in messages
-            and by the heads' loss keys. Defaults to ``('s3', 's4')``.
+        stage_names (Sequence[str], optional): Names of the stages, used by
+            the heads' loss keys. None: ``'s<i+1>'`` of the backbone's
+            ``out_indices`` inside a :class:`SCRIMClassifier`, else the last
+            stages of a four-stage backbone (``('s3', 's4')`` for two).
+            Defaults to None.
         in_indices (Sequence[int], optional): Which items of the backbone
             output tuple to use. None takes the last ``len(in_channels)``.
             Defaults to None.
@@ -82,22 +91,28 @@ class CPLNeck(BaseModule):
 
     def __init__(
         self,
-        in_channels: Sequence[int] = (1024, 2048),
+        in_channels: Optional[Sequence[int]] = None,
         num_parts: int = 2,
         reduction: Union[int, Sequence[int]] = 16,
         pool: Union[str, Sequence[str]] = 'avg',
         embed_dims: Optional[int] = 512,
-        stage_names: Sequence[str] = ('s3', 's4'),
+        stage_names: Optional[Sequence[str]] = None,
         in_indices: Optional[Sequence[int]] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        require('CPLNeck', in_channels=in_channels)
         if isinstance(in_channels, int):
             in_channels = (in_channels,)
         self.in_channels = tuple(in_channels)
         num_stages = len(self.in_channels)
         if num_stages == 0:
-            raise ValueError('CPLNeck needs at least one stage.')
+            raise ValueError(
+                'in_channels=(): no stage; give the channels of at least '
+                'one stage map'
+            )
+        if stage_names is None:
+            stage_names = default_stage_names(num_stages)
         self.stage_names = _per_stage(
             tuple(stage_names), num_stages, 'stage_names'
         )
@@ -107,8 +122,8 @@ class CPLNeck(BaseModule):
         for mode in self.pools:
             if mode not in self.POOL_MODES:
                 raise ValueError(
-                    f'CPLNeck pool must be one of '
-                    f'{self.POOL_MODES}, got {mode!r}.'
+                    f'pool={mode!r}: unknown pooling; use one of '
+                    f'{self.POOL_MODES}'
                 )
         if in_indices is not None:
             in_indices = _per_stage(
@@ -129,41 +144,27 @@ class CPLNeck(BaseModule):
             )
 
     def _select(self, inputs) -> Tuple[torch.Tensor, ...]:
-        """Pick and validate the stage maps from the backbone outputs."""
+        """Pick the stage maps from the backbone outputs.
+
+        In mmpretrain's ``ImageClassifier`` nothing has checked
+        ``in_channels`` against the backbone before the first forward pass:
+        a mismatch is reported here.
+        """
         if isinstance(inputs, torch.Tensor):
             inputs = (inputs,)
         inputs = tuple(inputs)
-        num_stages = len(self.in_channels)
-        if self.in_indices is None:
-            if len(inputs) < num_stages:
-                raise ValueError(
-                    f'CPLNeck expects {num_stages} stage maps '
-                    f'(in_channels={self.in_channels}) but the backbone '
-                    f'gave {len(inputs)}; set the backbone out_indices to '
-                    f'{num_stages} stages, e.g. (2, 3).'
-                )
-            maps = inputs[len(inputs) - num_stages :]
-        else:
-            for idx in self.in_indices:
-                if not -len(inputs) <= idx < len(inputs):
-                    raise ValueError(
-                        f'CPLNeck in_indices={self.in_indices} but the '
-                        f'backbone gave only {len(inputs)} stage maps; '
-                        'check the backbone out_indices.'
-                    )
-            maps = tuple(inputs[idx] for idx in self.in_indices)
-        for name, x, channels in zip(self.stage_names, maps, self.in_channels):
-            if x.dim() != 4:
-                raise ValueError(
-                    f'CPLNeck stage {name!r} expects a (B, C, H, W) map but '
-                    f'got shape {tuple(x.shape)}.'
-                )
-            if x.shape[1] != channels:
-                raise ValueError(
-                    f'CPLNeck stage {name!r} expects {channels} channels but '
-                    f'got {x.shape[1]}; check in_channels against the '
-                    'backbone out_indices.'
-                )
+        indices = stage_indices(len(inputs), self.in_indices, self.in_channels)
+        maps = tuple(inputs[i] for i in indices)
+        shapes = tuple(tuple(x.shape[1:]) for x in maps)
+        if any(len(s) != 3 for s in shapes) or self.in_channels != tuple(
+            s[0] for s in shapes
+        ):
+            raise ValueError(
+                f'model.neck.in_channels={self.in_channels}: the backbone '
+                f'gives stage maps of shapes (C, H, W) {shapes}; set the '
+                'channels of these NCHW maps (check model.backbone.'
+                'out_indices)'
+            )
         return maps
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> CPLOutput:

@@ -42,11 +42,15 @@ class OSME(BaseModule):
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        if in_channels < 1 or num_parts < 1 or reduction < 1:
-            raise ValueError(
-                'OSME needs positive in_channels, num_parts and reduction, '
-                f'got {in_channels}, {num_parts} and {reduction}.'
-            )
+        for key, value in (
+            ('in_channels', in_channels),
+            ('num_parts', num_parts),
+            ('reduction', reduction),
+        ):
+            if value < 1:
+                raise ValueError(
+                    f'{key}={value}: must be positive; set 1 or more'
+                )
         self.in_channels = in_channels
         self.num_parts = num_parts
         self.reduction = reduction
@@ -88,13 +92,13 @@ class OSME(BaseModule):
             z = x
         else:
             raise ValueError(
-                'OSME expects a (B, C, H, W) map or a (B, C) '
-                f'vector, got shape {tuple(x.shape)}.'
+                f'x.shape={tuple(x.shape)}: neither a (B, C, H, W) map nor a '
+                '(B, C) vector; pass one of those'
             )
         if z.shape[1] != self.in_channels:
             raise ValueError(
-                f'OSME was built for {self.in_channels} '
-                f'channels but got {z.shape[1]}.'
+                f'in_channels={self.in_channels}: the input has '
+                f'{z.shape[1]} channels; build OSME for {z.shape[1]}'
             )
         hidden = torch.einsum('bc,phc->bph', z, self.squeeze_weight)
         hidden = F.relu(hidden + self.squeeze_bias)

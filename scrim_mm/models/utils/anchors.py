@@ -18,17 +18,21 @@ def _per_level(
     """Expand a flat list (shared by all levels) or a per-level list."""
     values = list(values)
     if len(values) == 0:
-        raise ValueError(f'`{name}` must not be empty.')
+        raise ValueError(f'{name}=(): empty; give at least one value')
     if all(isinstance(v, Real) for v in values):
         return [[float(v) for v in values] for _ in range(num_levels)]
     if len(values) != num_levels:
         raise ValueError(
-            f'`{name}` has {len(values)} entries but there are '
-            f'{num_levels} levels.'
+            f'{name}={tuple(values)}: {len(values)} entries for '
+            f'{num_levels} levels; give one sequence per level, or one for '
+            'all levels'
         )
     out = [[float(v) for v in level] for level in values]
     if any(len(level) == 0 for level in out):
-        raise ValueError(f'`{name}` has an empty level.')
+        raise ValueError(
+            f'{name}={tuple(values)}: a level is empty; give every level '
+            'at least one value'
+        )
     return out
 
 
@@ -104,27 +108,31 @@ def generate_anchors(
     """
     num_levels = len(strides)
     if num_levels == 0:
-        raise ValueError('`strides` must not be empty.')
+        raise ValueError('strides=(): empty; give one stride per level')
     if len(sizes) != num_levels:
         raise ValueError(
-            f'`sizes` has {len(sizes)} entries but `strides` '
-            f'has {num_levels}.'
+            f'sizes={tuple(sizes)}: {len(sizes)} entries for the '
+            f'{num_levels} levels of strides={tuple(strides)}; give one '
+            'size per level'
         )
     scales = _per_level(scales, num_levels, 'scales')
     ratios = _per_level(ratios, num_levels, 'ratios')
     height, width = int(img_shape[0]), int(img_shape[1])
     base = int(strides[0])
     if any(int(s) <= 0 for s in strides):
-        raise ValueError(f'Anchor strides must be positive, got {strides}.')
+        raise ValueError(
+            f'strides={tuple(strides)}: must be positive; give positive '
+            'level strides'
+        )
     if height < base or width < base:
         raise ValueError(
-            f'Cannot build anchors: input size {height}x{width} '
-            f'is smaller than the stride {base}.'
+            f'img_shape={height}x{width}: smaller than the stride {base}; '
+            f'give an input of at least {base} px a side'
         )
     if height % base or width % base:
         raise ValueError(
-            f'Cannot build anchors: input size {height}x{width} '
-            f'is not divisible by the stride {base}.'
+            f'img_shape={height}x{width}: not divisible by the stride '
+            f'{base}; give an input whose sides are multiples of {base}'
         )
 
     anchors = []
