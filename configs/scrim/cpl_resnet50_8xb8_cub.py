@@ -3,31 +3,27 @@
 # epochs) with SCRIM's coarse parts (CPL) mixed in: the plain
 # ImageClassifier keeps its backbone, data and schedule; only the neck and
 # the head change. Backbone stages 3 and 4 (1024 / 2048 channels) feed a
-# CPLNeck, and a CPL-only SCRIMHead (num_fpl_parts=0) classifies
-# concat(GAP(stage 4), part vectors) with the part classifiers and the
-# part-contrastive loss. mmpretrain's DefaultSampler rarely puts two images
-# of a class in a batch of 8, so the contrastive term is often zero; see
-# README, "Using SCRIM inside your own mmpretrain config", for the sampler.
+# CPLNeck, and a CPL-only SCRIMHead (num_fpl_parts=0, its default)
+# classifies concat(GAP(stage 4), part vectors) with the part classifiers
+# and the part-contrastive loss. mmpretrain's DefaultSampler rarely puts
+# two images of a class in a batch of 8, so the contrastive term is often
+# zero; see README, "Using SCRIM inside your own mmpretrain config", for
+# the sampler.
 _base_ = ['mmpretrain::resnet/resnet50_8xb8_cub.py']
 
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 
+# A plain ImageClassifier gives its neck no way to see the backbone: the
+# channels of the two stage maps are written here, once for the neck and
+# once for the head; the head takes the rest (global feature channels,
+# CPL-only mode) from them.
 model = dict(
     backbone=dict(out_indices=(2, 3)),
-    neck=dict(
-        _delete_=True,
-        type='CPLNeck',
-        in_channels=(1024, 2048),
-        num_parts=2,
-        embed_dims=512,
-    ),
+    neck=dict(_delete_=True, type='CPLNeck', in_channels=(1024, 2048)),
     head=dict(
         _delete_=True,
         type='SCRIMHead',
         num_classes=200,
-        in_channels=2048,
         part_channels=(1024, 2048),
-        num_parts=2,
-        num_fpl_parts=0,
     ),
 )

@@ -3,29 +3,24 @@
 # gradient clipping, 100 epochs) with SCRIM's coarse parts (CPL) mixed in:
 # only the neck and the head change. Swin-L's stages 3 and 4 give NCHW maps
 # of 768 and 1536 channels at strides 16 and 32 (24x24 and 12x12 at 384 px);
-# a CPLNeck and a CPL-only SCRIMHead (num_fpl_parts=0) replace the global
-# pooling and the linear head. The stage-3 output norm (norm2) is new and
-# starts from its default initialisation.
+# a CPLNeck and a CPL-only SCRIMHead (num_fpl_parts=0, its default) replace
+# the global pooling and the linear head. The stage-3 output norm (norm2) is
+# new and starts from its default initialisation.
 _base_ = ['mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py']
 
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 
+# A plain ImageClassifier gives its neck no way to see the backbone: the
+# channels of the two stage maps are written here, once for the neck and
+# once for the head; the head takes the rest (global feature channels,
+# CPL-only mode) from them.
 model = dict(
     backbone=dict(out_indices=(2, 3)),
-    neck=dict(
-        _delete_=True,
-        type='CPLNeck',
-        in_channels=(768, 1536),
-        num_parts=2,
-        embed_dims=512,
-    ),
+    neck=dict(_delete_=True, type='CPLNeck', in_channels=(768, 1536)),
     head=dict(
         _delete_=True,
         type='SCRIMHead',
         num_classes=200,
-        in_channels=1536,
         part_channels=(768, 1536),
-        num_parts=2,
-        num_fpl_parts=0,
     ),
 )

@@ -17,9 +17,12 @@ custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 # mmpretrain's ConvNeXt-T ImageNet-1k weights (convnext-tiny_32xb128_in1k).
 pretrained = 'https://download.openmmlab.com/mmclassification/v0/convnext/convnext-tiny_32xb128_in1k_20221207-998cf3e9.pth'  # noqa: E501
 
+# The neck and heads take their channels (384 / 768), strides and fusion
+# sizes from the backbone, at the ResNet-50 method defaults otherwise.
 model = dict(
     _delete_=True,
     type='SCRIMClassifier',
+    num_classes=200,
     backbone=dict(
         type='ConvNeXt',
         arch='tiny',
@@ -29,31 +32,6 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint=pretrained, prefix='backbone'
         ),
-    ),
-    neck=dict(
-        type='CPLNeck',
-        in_channels=(384, 768),
-        num_parts=2,
-        embed_dims=512,
-    ),
-    fpl_head=dict(
-        type='FPLHead',
-        num_classes=200,
-        in_channels=(384, 768),
-        feat_channels=768,
-        stage_strides=(16, 32),
-        num_train_parts=6,
-        num_test_parts=4,
-        crop_size=224,
-    ),
-    head=dict(
-        type='SCRIMHead',
-        num_classes=200,
-        in_channels=768,
-        part_channels=(384, 768),
-        num_parts=2,
-        fpl_channels=768,
-        num_fpl_parts=8,
     ),
 )
 

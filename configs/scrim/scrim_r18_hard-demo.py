@@ -25,16 +25,13 @@ classes = [
 # image are dropped: stage 3 keeps 30-76 px boxes, stage 4 its 60-76 px ones.
 _scales = (2 ** (1 / 3), 2 ** (2 / 3))
 model = dict(
-    data_preprocessor=dict(num_classes=num_classes),
+    num_classes=num_classes,
     fpl_head=dict(
-        num_classes=num_classes,
-        crop_size=48,
         anchor_cfgs=[
             dict(strides=(16, 32), sizes=(24, 48), scales=(_scales, _scales)),
             dict(strides=(32,), sizes=(48,), scales=(_scales,)),
         ],
     ),
-    head=dict(num_classes=num_classes),
 )
 
 train_pipeline = [

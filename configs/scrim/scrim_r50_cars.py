@@ -1,35 +1,11 @@
-# SCRIM, ResNet-50 (ImageNet-1k pretrained), Stanford Cars at 448 px.
-# Assumes 8 GPUs x 8 images = total batch 64 (auto_scale_lr base_batch_size
-# 64); each per-GPU batch is P x K = 4 classes x 2 images from the
-# class-balanced sampler. With another total batch, add --auto-scale-lr to
-# scale the learning rate linearly (the per-GPU batch must stay P x K).
-# Schedule: SGD lr 0.01 (new SCRIM layers x10), momentum 0.9, nesterov,
-# wd 5e-4, 5 warm-up epochs + cosine, 100 epochs (mmpretrain's CUB schedule).
+# SCRIM, ResNet-50 (ImageNet-1k pretrained), Stanford Cars at 448 px:
+# the shared recipe (configs/_base_/scrim_r50_recipe.py: model, schedule,
+# runtime) on the Stanford Cars data set with its class-balanced sampler.
+# Assumes 8 GPUs x 8 images = total batch 64; see the recipe for the
+# schedule and --auto-scale-lr.
 _base_ = [
-    '../_base_/models/scrim_r50.py',
+    '../_base_/scrim_r50_recipe.py',
     '../_base_/datasets/scrim_cars_448.py',
-    '../_base_/schedules/scrim_sgd_100e.py',
-    'mmpretrain::_base_/default_runtime.py',
 ]
 
-custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
-
-# mmpretrain's ResNet-50 ImageNet-1k weights (resnet50_8xb32_in1k).
-pretrained = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth'  # noqa: E501
-
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone'
-        )
-    ),
-    fpl_head=dict(num_classes=196),
-    head=dict(num_classes=196),
-)
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'
-    ),
-)
+model = dict(num_classes=196)

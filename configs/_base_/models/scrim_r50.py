@@ -1,8 +1,10 @@
 # SCRIM on ResNet-50: dual CPL (stages 3 and 4) + dual FPL + fusion.
 # Shapes at 448x448: stage 3 (B, 1024, 28, 28), stage 4 (B, 2048, 14, 14).
-# num_classes=200 (CUB-200-2011); the Cars and Aircraft recipes set 196 and
-# 100 in fpl_head and head. The data preprocessor comes from the dataset
-# base (mmpretrain keeps it at the top level of a config).
+# The channels, strides and fusion sizes of the neck and the heads follow
+# from the backbone (SCRIMClassifier derives them); the method's own
+# settings are written out below at their defaults. The class count is
+# model.num_classes, set by each recipe; the data preprocessor comes from
+# the dataset base (mmpretrain keeps it at the top level of a config).
 model = dict(
     type='SCRIMClassifier',
     backbone=dict(
@@ -13,43 +15,24 @@ model = dict(
         style='pytorch',
     ),
     neck=dict(
-        type='CPLNeck',
-        in_channels=(1024, 2048),
-        num_parts=2,
-        reduction=16,
-        pool='avg',
-        embed_dims=512,
-        stage_names=('s3', 's4'),
+        type='CPLNeck', num_parts=2, reduction=16, pool='avg', embed_dims=512
     ),
     fpl_head=dict(
         type='FPLHead',
-        num_classes=200,
-        in_channels=(1024, 2048),
-        feat_channels=2048,
-        stage_strides=(16, 32),
         navigator_channels=128,
         num_train_parts=6,
         num_test_parts=4,
         nms_iou=0.25,
         crop_size=224,
-        stage_names=('s3', 's4'),
     ),
     head=dict(
         type='SCRIMHead',
-        num_classes=200,
-        in_channels=2048,
-        part_channels=(1024, 2048),
-        num_parts=2,
-        fpl_channels=2048,
-        # 2 FPL stages x num_test_parts (K=4) part features are fused.
-        num_fpl_parts=8,
         contrastive_loss=dict(
             type='PartContrastiveLoss', mode='mamc', loss_weight=1.0
         ),
         # Cross-X's hierarchical weights: 0.25 on stage 3, 0.5 on stage 4.
         contrastive_weights=(0.25, 0.5),
         pred_mode='fused',
-        stage_names=('s3', 's4'),
     ),
 )
 
