@@ -598,3 +598,26 @@ def test_fpl_head_teach_on_image():
         ],
         plain['loss_teacher_s3'],
     )
+
+
+def test_fpl_head_teacher_as_probe():
+    """teacher_trains_backbone=False: the teacher learns, features don't."""
+    torch.manual_seed(0)
+    head = r18_head(teacher_trains_backbone=False, teach_on_image=True)
+    part_feats = torch.randn(2, 2, 3, 512, requires_grad=True)
+    image_feats = torch.randn(2, 512, requires_grad=True)
+    losses = head.loss(
+        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]), image_feats
+    )
+    (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
+    assert part_feats.grad is None and image_feats.grad is None
+    assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
+    # the same values as with gradients to the features
+    other = r18_head(teach_on_image=True)
+    other.load_state_dict(head.state_dict())
+    ref = other.loss(
+        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]), image_feats
+    )
+    torch.testing.assert_close(
+        losses['loss_teacher_s4'], ref['loss_teacher_s4']
+    )

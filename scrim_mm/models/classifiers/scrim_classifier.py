@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.profiler import record_function
 
-from ..utils import unpack_targets, wiring
+from ..utils import CropNormStats, unpack_targets, wiring
 
 
 def _build(cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.Module]:
@@ -79,6 +79,11 @@ class SCRIMClassifier(ImageClassifier):
             ResNet-50 training step about 20 % faster at 448 px, README
             "Benchmark") and usually with cuDNN under AMP. Defaults to
             False.
+        crop_norm_stats (bool): Keep separate batch-norm running
+            statistics for the crop pass of the backbone
+            (:class:`~scrim_mm.models.utils.CropNormStats`), so that the
+            zoomed crops do not shift the statistics the full images are
+            normalised with at test time. Defaults to True.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class SCRIMClassifier(ImageClassifier):
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
         channels_last: bool = False,
+        crop_norm_stats: bool = True,
     ) -> None:
         if not isinstance(backbone, nn.Module):
             backbone = MODELS.build(backbone)
@@ -125,6 +131,11 @@ class SCRIMClassifier(ImageClassifier):
             init_cfg=init_cfg,
         )
         self.fpl_head = fpl_head
+        self.crop_norm_stats = (
+            CropNormStats(self.backbone)
+            if crop_norm_stats and self.with_fpl
+            else None
+        )
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -154,7 +165,11 @@ class SCRIMClassifier(ImageClassifier):
         with record_function('scrim/crops'):
             crops = self._memory_format(self.fpl_head.crop(inputs, boxes))
         with record_function('scrim/backbone_crops'):
-            last = self.backbone(crops)[-1]
+            if self.crop_norm_stats is None:
+                last = self.backbone(crops)[-1]
+            else:
+                with self.crop_norm_stats.swap(self.backbone):
+                    last = self.backbone(crops)[-1]
         return last.mean(dim=(2, 3)).view(b, s, n, -1)
 
     def _memory_format(self, images: torch.Tensor) -> torch.Tensor:

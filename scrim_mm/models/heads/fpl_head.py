@@ -129,6 +129,13 @@ class FPLHead(BaseModule):
             teacher and navigator does not have to start from crops that
             mostly miss the part. The ranking loss still uses the crops
             only. Defaults to False.
+        teacher_trains_backbone (bool): Whether the teachers' loss reaches
+            the backbone through the part features (NTS-Net). When the
+            backbone learns from scratch, the crops of a navigator that
+            has not found the part yet mostly miss it, and their labels
+            are noise for the backbone; False makes every teacher a linear
+            probe of the features the rest of the model learns. Defaults
+            to True.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -151,6 +158,7 @@ class FPLHead(BaseModule):
         teacher_per_stage: bool = False,
         explore: float = 0.0,
         teach_on_image: bool = False,
+        teacher_trains_backbone: bool = True,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -261,6 +269,7 @@ class FPLHead(BaseModule):
             )
         self.explore = float(explore)
         self.teach_on_image = bool(teach_on_image)
+        self.teacher_trains_backbone = bool(teacher_trains_backbone)
         self.teacher_per_stage = bool(teacher_per_stage)
         # The teacher ("partcls" of NTS-Net), shared by the crops of a stage
         # and, by default, by all stages.
@@ -488,6 +497,10 @@ class FPLHead(BaseModule):
             labels = labels.float()
         # Crop (b, n) of a stage has label b.
         targets = labels.repeat_interleave(num_parts, dim=0)
+        if not self.teacher_trains_backbone:
+            part_feats = part_feats.detach()
+            if image_feats is not None:
+                image_feats = image_feats.detach()
         logits = self.teacher(part_feats).float()
         use_image = self.teach_on_image and image_feats is not None
         if use_image:
