@@ -144,8 +144,10 @@ def test_osme_shapes_and_parts_match_per_part_mlp():
         torch.testing.assert_close(m[:, p], expect)
     # different parts get different weights
     assert not torch.allclose(m[:, 0], m[:, 1])
-    with pytest.raises(ValueError, match='64 channels but got 32'):
+    with pytest.raises(ValueError, match='in_channels=64: the input has 32'):
         osme(torch.randn(2, 32))
+    with pytest.raises(ValueError, match='reduction=0: must be positive'):
+        MODELS.build(dict(type='OSME', in_channels=64, reduction=0))
 
 
 # ------------------------------------------------------------------ CPLNeck
@@ -237,23 +239,35 @@ def test_attention_maps_equal_loop():
 
 
 def test_cpl_neck_validates_inputs():
+    # Built on its own (e.g. in a plain ImageClassifier) the neck checks
+    # its stage maps at the first forward pass.
     neck = _neck()
-    with pytest.raises(ValueError, match='expects 2 stage maps'):
+    with pytest.raises(
+        ValueError, match=r'in_channels=\(256, 512\): 2 stages'
+    ):
         neck(_maps()[1:])
     with pytest.raises(ValueError) as err:
         neck(_maps(channels=(256, 640)))
     msg = str(err.value)
-    assert "'s4'" in msg and '512' in msg and '640' in msg
-    assert 'out_indices' in msg
+    assert msg.startswith('model.neck.in_channels=(256, 512): ')
+    assert '(640, 2, 2)' in msg and 'out_indices' in msg
     # a ResNet-18 with the wrong out_indices gives 128/256 channels
     backbone = MODELS.build(dict(type='ResNet', depth=18, out_indices=(1, 2)))
     with pytest.raises(ValueError) as err:
         neck(backbone(torch.randn(1, 3, 64, 64)))
-    assert '256' in str(err.value) and '128' in str(err.value)
-    with pytest.raises(ValueError, match='pool'):
+    assert '(128, 8, 8)' in str(err.value) and '(256, 4, 4)' in str(err.value)
+    with pytest.raises(ValueError, match="pool='median': unknown"):
         _neck(pool='median')
-    with pytest.raises(ValueError, match='reduction'):
+    with pytest.raises(
+        ValueError, match=r'reduction=\(16, 16, 16\): 3 values'
+    ):
         _neck(reduction=(16, 16, 16))
+    # Outside a SCRIMClassifier nothing gives the channels.
+    with pytest.raises(ValueError, match='in_channels=None: CPLNeck needs'):
+        MODELS.build(dict(type='CPLNeck'))
+    # The stage names default to the last stages of a four-stage backbone.
+    assert _neck().stage_names == ('s3', 's4')
+    assert _neck(in_channels=(8,)).stage_names == ('s4',)
 
 
 # ------------------------------------------------------ PartContrastiveLoss
@@ -511,22 +525,40 @@ def test_head_predict():
     assert not torch.allclose(summed, expect)
 
 
-def test_head_validates_fpl_feats():
-    head = _head()
+def test_head_validates_its_settings():
     out, fpl = _head_inputs()
-    with pytest.raises(ValueError) as err:
-        head(out, torch.randn(4, 5, 100))
-    msg = str(err.value)
-    assert 'num_fpl_parts=3' in msg and 'fpl_channels=64' in msg
-    assert '(4, 5, 100)' in msg
-    with pytest.raises(ValueError, match='num_fpl_parts=3'):
-        head(out)
-    with pytest.raises(ValueError, match='CPL-only'):
-        _head(num_fpl_parts=0)(out, fpl)
-    with pytest.raises(ValueError, match='pred_mode'):
+    # in_channels is the last CPL stage's: None takes it, another is wrong.
+    assert _head(in_channels=None).in_channels == 512
+    with pytest.raises(ValueError, match=r'^in_channels=1024: .*part_chan'):
+        _head(in_channels=1024)
+    with pytest.raises(ValueError, match="^pred_mode='max': unknown"):
         _head(pred_mode='max')
-    with pytest.raises(ValueError, match='in_channels=1024'):
-        _head(in_channels=1024)(out, fpl)
+    with pytest.raises(ValueError, match=r'^num_classes=0: must be posit'):
+        _head(num_classes=0)
+    with pytest.raises(ValueError, match=r'^contrastive_weights=\(1.0,\): 1'):
+        _head(contrastive_weights=(1.0,))
+    for key in ('num_classes', 'part_channels', 'fpl_channels'):
+        with pytest.raises(ValueError, match=f'^{key}=None: SCRIMHead needs'):
+            _head(**{key: None})
+    # CPL-only by default, with Cross-X's contrastive weights.
+    head = MODELS.build(
+        dict(type='SCRIMHead', num_classes=4, part_channels=(256, 512))
+    )
+    assert (head.num_fpl_parts, head.in_channels) == (0, 512)
+    assert head.contrastive_weights == (0.25, 0.5)
+    assert head.stage_names == ('s3', 's4')
+    assert head(out).shape == (4, 4)
+
+
+def test_head_checks_the_cpl_output():
+    """A neck that does not match part_channels / num_parts is named."""
+    head = _head(num_fpl_parts=0)
+    out = _neck(num_parts=3)(_maps(batch=4))
+    with pytest.raises(ValueError) as err:
+        head(out)
+    msg = str(err.value)
+    assert msg.startswith('model.head.part_channels=(256, 512), num_parts=2: ')
+    assert '((3, 256), (3, 512))' in msg
 
 
 # ------------------------------------------- CPL-only ImageClassifier
@@ -538,12 +570,9 @@ def _cpl_only_classifier():
             type='ImageClassifier',
             backbone=dict(type='ResNet', depth=18, out_indices=(2, 3)),
             neck=dict(type='CPLNeck', in_channels=(256, 512)),
+            # What a plain ImageClassifier needs: the channels, once each.
             head=dict(
-                type='SCRIMHead',
-                num_classes=4,
-                in_channels=512,
-                part_channels=(256, 512),
-                num_fpl_parts=0,
+                type='SCRIMHead', num_classes=4, part_channels=(256, 512)
             ),
         )
     )

@@ -114,11 +114,11 @@ def test_navigator_order_matches_anchors():
 
 
 def test_anchor_errors():
-    with pytest.raises(ValueError, match='100x100.*stride 32'):
+    with pytest.raises(ValueError, match='^img_shape=100x100: .*stride 32'):
         nts_anchors((100, 100))
-    with pytest.raises(ValueError, match='16x16.*stride 32'):
+    with pytest.raises(ValueError, match='^img_shape=16x16: .*stride 32'):
         nts_anchors((16, 16))
-    with pytest.raises(ValueError, match='sizes'):
+    with pytest.raises(ValueError, match=r'^sizes=\(48,\): 1 entries'):
         generate_anchors((64, 64), (32, 64), (48,), (1.0,), (1.0,))
 
 
@@ -305,6 +305,7 @@ def r18_head(**kwargs):
         num_classes=5,
         in_channels=(256, 512),
         feat_channels=512,
+        stage_strides=(16, 32),
         crop_size=32,
     )
     cfg.update(kwargs)
@@ -370,7 +371,16 @@ def test_fpl_head_crop_order():
 
 def test_fpl_head_resnet50_channels():
     torch.manual_seed(0)
-    head = MODELS.build(dict(type='FPLHead', num_classes=3, crop_size=16))
+    head = MODELS.build(
+        dict(
+            type='FPLHead',
+            num_classes=3,
+            in_channels=(1024, 2048),
+            feat_channels=2048,
+            stage_strides=(16, 32),
+            crop_size=16,
+        )
+    )
     feats = [torch.randn(1, 1024, 8, 8), torch.randn(1, 2048, 4, 4)]
     boxes, scores = head(feats, (128, 128))
     assert boxes.shape == (1, 2, 6, 4) and scores.shape == (1, 2, 6)
@@ -456,23 +466,26 @@ def test_fpl_head_teacher_loss_value_and_soft_labels():
 
 
 def test_fpl_head_validation():
-    with pytest.raises(ValueError, match=r'K=5.*M=4'):
+    with pytest.raises(ValueError, match=r'^num_test_parts=5: .*=4'):
         r18_head(num_train_parts=4, num_test_parts=5)
-    with pytest.raises(ValueError, match='same length'):
+    with pytest.raises(ValueError, match=r'^stage_strides=\(32,\): 1 value'):
         r18_head(stage_strides=(32,))
-    with pytest.raises(ValueError, match='crop_size'):
+    with pytest.raises(ValueError, match=r'^crop_size=\(0, 0\): not a size'):
         r18_head(crop_size=0)
-    with pytest.raises(ValueError, match='anchor strides'):
+    with pytest.raises(ValueError, match=r"^anchor_cfgs\['s3'\].strides="):
         r18_head(anchor_cfgs=[dict(strides=(16, 48, 64)), dict()])
+    for key in ('num_classes', 'in_channels', 'feat_channels'):
+        with pytest.raises(ValueError, match=f'^{key}=None: FPLHead needs'):
+            r18_head(**{key: None})
     head = r18_head()
-    feats = r18_feats()
-    feats[1] = torch.randn(2, 500, 4, 4)
-    with pytest.raises(ValueError, match=r's4.*500 channels.*512'):
-        head(feats, (128, 128))
+    assert head.stage_names == ('s3', 's4')
     with pytest.raises(ValueError, match=r'100x100.*stride 16'):
         head(r18_feats(size=100), (100, 100))
-    with pytest.raises(ValueError, match=r's4.*5x5.*128x128.*4x4'):
+    with pytest.raises(ValueError) as err:
         head([r18_feats()[0], torch.randn(2, 512, 5, 5)], (128, 128))
+    assert str(err.value).startswith(
+        'stage_strides[1]=32: the s4 map of a 128x128 input is 5x5, not 4x4'
+    )
 
 
 def test_fpl_head_custom_anchor_cfgs():

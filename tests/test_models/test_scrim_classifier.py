@@ -2,10 +2,14 @@
 """Tests of the assembled SCRIM model (``SCRIMClassifier``)."""
 
 import copy
+import math
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -63,6 +67,13 @@ def scrim_cfg(
 
 
 R18 = dict(type='ResNet', depth=18, out_indices=(2, 3))
+RECIPE = (
+    Path(__file__).resolve().parents[2]
+    / 'configs'
+    / '_base_'
+    / 'models'
+    / 'scrim_r50.py'
+)
 
 
 def build(cfg: dict) -> torch.nn.Module:
@@ -187,15 +198,19 @@ def test_mixup_soft_labels():
 def test_fusion_size_mismatch_is_refused():
     cfg = scrim_cfg(R18)
     cfg['head']['num_fpl_parts'] = 6
-    with pytest.raises(ValueError, match=r'num_fpl_parts=6.*gives 8'):
+    with pytest.raises(ValueError) as err:
         MODELS.build(cfg)
+    msg = str(err.value)
+    assert msg.startswith('model.head.num_fpl_parts=6: expected 8')
+    assert 'model.fpl_head=None' in msg
 
 
 def test_cpl_only_classifier():
     cfg = scrim_cfg(R18)
-    cfg.pop('fpl_head')
+    cfg['fpl_head'] = None
     cfg['head']['num_fpl_parts'] = 0
     model = build(cfg)
+    assert not model.with_fpl
     losses = model(torch.randn(2, 3, 64, 64), samples([0, 1]), mode='loss')
     assert set(losses) == {
         'loss_fused',
@@ -209,6 +224,7 @@ def test_cpl_only_classifier():
     }
     # The same modules in a plain mmpretrain ImageClassifier.
     plain = cfg.copy()
+    plain.pop('fpl_head')
     plain['type'] = 'ImageClassifier'
     model = build(plain)
     assert type(model) is ImageClassifier
@@ -233,3 +249,189 @@ def test_overfit_tiny_batch():
     assert all(torch.isfinite(v) for v in last.values())
     assert last['loss'].item() < 0.5 * first
     assert last['loss_fused'].item() < 0.1
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def minimal_cfg(depth: int = 50, num_classes: int = 200, **kwargs) -> dict:
+    """The minimal full SCRIM model of the README and the docstring."""
+    cfg = dict(
+        type='SCRIMClassifier',
+        num_classes=num_classes,
+        backbone=dict(type='ResNet', depth=depth, out_indices=(2, 3)),
+    )
+    cfg.update(kwargs)
+    return cfg
+
+
+def test_minimal_config_trains_and_predicts():
+    """ResNet-18 in the minimal form: one training step, one prediction.
+
+    Everything is at its default (224 px crops, M = 6, K = 4); one 64 px
+    image keeps the step at about 3 s on a CPU core.
+    """
+    torch.manual_seed(0)
+    model = build(minimal_cfg(depth=18, num_classes=4))
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)],
+        data_samples=samples([3]),
+    )
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(data, optim)
+    assert LOSS_KEYS <= set(log_vars)
+    for value in log_vars.values():
+        assert math.isfinite(float(torch.as_tensor(value).detach()))
+    model.eval()
+    (pred,) = model.val_step(data)
+    assert pred.pred_score.shape == (4,)
+    assert pred.pred_boxes.shape == (8, 4)
+    assert pred.pred_box_stages.tolist() == [0] * 4 + [1] * 4
+
+
+def test_minimal_resnet50_wiring_and_predict_on_meta():
+    """The minimal ResNet-50 model: the derived numbers are the method's.
+
+    The model is built for real (0.5 s), then moved to PyTorch's meta
+    device, where a prediction at the recipes' 448 px computes shapes only.
+    """
+    model = MODELS.build(minimal_cfg())
+    neck, fpl, head = model.neck, model.fpl_head, model.head
+    assert (neck.in_channels, neck.stage_names) == ((1024, 2048), STAGES)
+    assert fpl.in_channels == (1024, 2048)
+    assert (fpl.feat_channels, fpl.stage_strides) == (2048, (16, 32))
+    assert (fpl.num_classes, head.num_classes) == (200, 200)
+    assert head.part_channels == (1024, 2048)
+    assert (head.in_channels, head.fpl_channels) == (2048, 2048)
+    assert (head.num_parts, head.num_fpl_parts) == (2, 8)
+    assert head.contrastive_weights == (0.25, 0.5)
+    # global 2048 + 2 parts x (1024 + 2048) + 2 stages x 4 regions x 2048
+    assert head.fused_channels == 24576
+    # mmpretrain's batch augments need the count in the data preprocessor.
+    assert model.data_preprocessor.num_classes == 200
+    # The model base of the ResNet-50 recipes spells out the same model.
+    recipe = Config.fromfile(str(RECIPE))
+    recipe.model.num_classes = 200
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        built = MODELS.build(recipe.model)
+    assert {k: v.shape for k, v in built.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+
+    model = model.to('meta').eval()
+    preds = model.predict(torch.zeros(2, 3, 448, 448, device='meta'))
+    assert [p.pred_score.shape for p in preds] == [(200,)] * 2
+    assert [p.pred_boxes.shape for p in preds] == [(8, 4)] * 2
+
+
+@pytest.mark.parametrize(
+    'override, message',
+    [
+        (
+            dict(neck=dict(in_channels=(1024, 2048))),
+            'model.neck.in_channels=(1024, 2048): expected (256, 512), from '
+            'the channels of the stage maps of the backbone (ResNet, '
+            'out_indices=(2, 3))',
+        ),
+        (
+            dict(neck=dict(in_indices=(0, 5))),
+            'model.neck.in_indices=(0, 5): the backbone gives 2 stage maps',
+        ),
+        (
+            dict(fpl_head=dict(in_channels=(256, 256))),
+            'model.fpl_head.in_channels=(256, 256): expected (256, 512)',
+        ),
+        (
+            dict(fpl_head=dict(feat_channels=2048)),
+            'model.fpl_head.feat_channels=2048: expected 512, from the last '
+            'output of the backbone',
+        ),
+        (
+            dict(fpl_head=dict(stage_strides=(8, 16))),
+            'model.fpl_head.stage_strides=(8, 16): expected (16, 32)',
+        ),
+        (
+            dict(head=dict(part_channels=(512, 512))),
+            'model.head.part_channels=(512, 512): expected (256, 512)',
+        ),
+        (
+            dict(head=dict(num_parts=3)),
+            'model.head.num_parts=3: expected 2, from model.neck',
+        ),
+        (
+            dict(head=dict(fpl_channels=256)),
+            'model.head.fpl_channels=256: expected 512',
+        ),
+        (
+            dict(head=dict(num_classes=5)),
+            'model.head.num_classes=5: differs from model.num_classes=4',
+        ),
+        (
+            dict(num_classes=None),
+            'model.num_classes=None: the number of classes is not set',
+        ),
+        (
+            dict(
+                backbone=dict(type='ConvNeXt', arch='tiny', out_indices=(3,))
+            ),
+            'model.backbone=ConvNeXt: gives an output of shape (1, 768), '
+            'not a (B, C, H, W) stage map',
+        ),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else '',
+)
+def test_wiring_errors_name_key_and_value(override, message):
+    cfg = minimal_cfg(depth=18, num_classes=4)
+    cfg.update(override)
+    with pytest.raises(ValueError) as err:
+        MODELS.build(cfg)
+    assert message in str(err.value)
+    assert '; ' in str(err.value).split(message)[-1]  # what to do
+
+
+def test_given_values_are_honoured():
+    """An explicit, consistent config builds the same model."""
+    derived = build(
+        minimal_cfg(depth=18, num_classes=4, neck=dict(embed_dims=32))
+    )
+    given = build(scrim_cfg(R18, crop_size=224))
+    assert {k: v.shape for k, v in derived.state_dict().items()} == {
+        k: v.shape for k, v in given.state_dict().items()
+    }
+
+
+def test_num_classes_from_any_one_part():
+    for cfg in (
+        minimal_cfg(depth=18, num_classes=None, head=dict(num_classes=3)),
+        minimal_cfg(
+            depth=18, num_classes=None, data_preprocessor=dict(num_classes=3)
+        ),
+    ):
+        model = MODELS.build(cfg)
+        assert model.head.num_classes == model.fpl_head.num_classes == 3
+        assert model.data_preprocessor.num_classes == 3
+
+
+def test_stages_follow_out_indices():
+    """Three stages: names, loss keys and contrastive weights follow."""
+    cfg = minimal_cfg(
+        depth=18,
+        num_classes=4,
+        fpl_head=None,
+        backbone=dict(type='ResNet', depth=18, out_indices=(1, 2, 3)),
+    )
+    model = build(cfg)
+    assert model.neck.stage_names == ('s2', 's3', 's4')
+    assert model.neck.in_channels == (128, 256, 512)
+    assert model.head.contrastive_weights == (0.125, 0.25, 0.5)
+    losses = model(torch.randn(2, 3, 64, 64), samples([0, 1]), mode='loss')
+    assert {'loss_cpl_s2', 'loss_contrast_s2', 'loss_diversity_s2'} <= set(
+        losses
+    )
+    # in_indices picks stages; the FPL follows the neck.
+    cfg['neck'] = dict(in_indices=(0, 2))
+    cfg['fpl_head'] = dict(crop_size=32)
+    model = MODELS.build(cfg)
+    assert model.neck.stage_names == ('s2', 's4')
+    assert model.fpl_head.stage_strides == (8, 32)
+    assert model.fpl_head.in_channels == (128, 512)

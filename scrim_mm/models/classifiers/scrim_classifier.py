@@ -117,10 +117,11 @@ class SCRIMClassifier(ImageClassifier):
         stages = wiring.probe_backbone(backbone)
         source = wiring.describe_backbone(backbone)
         neck = _build(wiring.wire_neck(neck, stages, source))
-        fpl_head = _build(
-            wiring.wire_fpl_head(fpl_head, neck, stages, num_classes, source)
+        fpl_head = wiring.wire_fpl_head(
+            fpl_head, neck, stages, num_classes, source
         )
         head = _build(wiring.wire_head(head, neck, fpl_head, num_classes))
+        fpl_head = _build(fpl_head)
         super().__init__(
             backbone=backbone,
             neck=neck,

@@ -12,6 +12,7 @@ here, as a ``ValueError`` whose message reads
 ``<key>=<value>: <problem>; <what to do>``.
 """
 
+import inspect
 import itertools
 from typing import (
     Any,
@@ -423,10 +424,23 @@ def wire_fpl_head(
     return cfg
 
 
+def _setting(cfg: Config, key: str) -> Any:
+    """A module argument: given in the config, else the class default."""
+    value = _get(cfg, key)
+    if value is not None or isinstance(cfg, nn.Module):
+        return value
+    from mmpretrain.registry import MODELS
+
+    cls = cfg['type'] if isinstance(cfg['type'], type) else None
+    cls = cls or MODELS.get(cfg['type'])
+    param = inspect.signature(cls).parameters.get(key)
+    return None if param is None else param.default
+
+
 def wire_head(
     cfg: Config,
     neck: nn.Module,
-    fpl_head: Optional[nn.Module],
+    fpl_head: Optional[Config],
     num_classes: int,
 ) -> Config:
     """Fill in the fusion sizes and classes of the SCRIM head.
@@ -434,8 +448,10 @@ def wire_head(
     Args:
         cfg (dict | nn.Module): The head config or module.
         neck (nn.Module): The built CPL neck.
-        fpl_head (nn.Module, optional): The built FPL head; None without
-            FPL.
+        fpl_head (dict | nn.Module, optional): The FPL head, built or as
+            completed by :func:`wire_fpl_head` (the head is built before
+            it, as the modules always were, so that a seed gives the same
+            initial weights); None without FPL.
         num_classes (int): The class count.
 
     Returns:
@@ -450,14 +466,21 @@ def wire_head(
     if fpl_head is None:
         settle(cfg, 'num_fpl_parts', 0, path, 'model.fpl_head=None (no FPL)')
         return cfg
+    num_stages = len(_setting(fpl_head, 'in_channels'))
+    num_test_parts = _setting(fpl_head, 'num_test_parts')
     settle(
         cfg,
         'num_fpl_parts',
-        fpl_head.num_stages * fpl_head.num_test_parts,
+        num_stages * num_test_parts,
         path,
-        f'{fpl_head.num_stages} FPL stages x model.fpl_head.num_test_parts='
-        f'{fpl_head.num_test_parts} (model.fpl_head=None is the CPL-only '
-        'model)',
+        f'{num_stages} FPL stages x model.fpl_head.num_test_parts='
+        f'{num_test_parts} (model.fpl_head=None is the CPL-only model)',
     )
-    settle(cfg, 'fpl_channels', fpl_head.feat_channels, path, 'model.fpl_head')
+    settle(
+        cfg,
+        'fpl_channels',
+        _setting(fpl_head, 'feat_channels'),
+        path,
+        'model.fpl_head',
+    )
     return cfg
