@@ -1,10 +1,10 @@
 # Full SCRIM mixed into mmpretrain's Swin-L CUB-200-2011 recipe
-# (swin-large_8xb8_cub-384px: ImageNet-21k pretrained Swin-L, 384 px, 8 GPUs
-# x 8 images = 64, AdamW, gradient clipping, 100 epochs). Swin-L's stages 3
-# and 4 (768 / 1536 channels, strides 16 / 32) feed the CPL neck and the
-# FPL navigators; the crops (224 px) are re-encoded by the same Swin-L,
-# whose 12x12 windows need pad_small_map=True for the 7x7 stage-4 map of a
-# crop. The stage-3 output norm is new and starts from its default
+# (swin-large_8xb8_cub-384px: ImageNet-21k pretrained Swin-L, 384 px,
+# 8 GPUs x 8 images = 64, AdamW, gradient clipping, 100 epochs). Swin-L's
+# stages 3 and 4 (768 / 1536 channels, strides 16 / 32) feed the CPL neck
+# and the FPL navigators; the crops (224 px) are re-encoded by the same
+# Swin-L, whose 12x12 windows need pad_small_map=True for the 7x7 stage-4
+# map of a crop. The stage-3 output norm is new and starts from its default
 # initialisation.
 _base_ = ['mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py']
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)

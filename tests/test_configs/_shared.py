@@ -30,6 +30,21 @@ RECIPES = {
     'scrim_r50_cars': ('cars', 'data/stanfordcars', 196),
     'scrim_r50_aircraft': ('aircraft', 'data/fgvc-aircraft-2013b', 100),
 }
+# The mixing configs: full SCRIM in one of mmpretrain's own configs, in a
+# few lines. config stem -> the mmpretrain config it inherits.
+MIXING = {
+    'scrim_resnet50_8xb8_cub': 'mmpretrain::resnet/resnet50_8xb8_cub.py',
+    'scrim_swin-large_8xb8_cub-384px': (
+        'mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py'
+    ),
+    'scrim_convnext-tiny_32xb128_in1k': (
+        'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py'
+    ),
+    'scrim_swin-tiny_16xb64_in1k': (
+        'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
+    ),
+    'scrim_resnet18_8xb32_in1k': 'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+}
 SCRIM_LOSSES = {
     'loss_fused',
     'loss_raw',

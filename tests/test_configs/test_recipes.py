@@ -21,6 +21,7 @@ from mmpretrain.registry import MODELS
 
 from ._shared import (
     DEMO,
+    LAYOUTS,
     RECIPES,
     SCRIM_CONFIG_DIR,
     header_batch,
@@ -59,6 +60,23 @@ def test_batch_comment_matches_config(path):
 
 
 @pytest.mark.parametrize('stem', sorted(RECIPES))
+def test_recipe_states_only_what_differs(stem):
+    """Each recipe is the shared base, a dataset base and num_classes."""
+    layout, _, num_classes = RECIPES[stem]
+    path = SCRIM_CONFIG_DIR / f'{stem}.py'
+    assert len(path.read_text(encoding='utf-8').splitlines()) <= 15
+    namespace = {}
+    exec(path.read_text(encoding='utf-8'), namespace)
+    names = {k for k in namespace if not k.startswith('__')}
+    assert names == {'_base_', 'model'}
+    assert namespace['_base_'] == [
+        '../_base_/scrim_r50_recipe.py',
+        f'../_base_/datasets/{LAYOUTS[layout][1]}',
+    ]
+    assert namespace['model'] == dict(num_classes=num_classes)
+
+
+@pytest.mark.parametrize('stem', sorted(RECIPES))
 def test_recipe_settings(stem):
     layout, data_root, num_classes = RECIPES[stem]
     cfg = _recipe(stem)
@@ -74,8 +92,7 @@ def test_recipe_settings(stem):
         ),
         prefix='backbone',
     )
-    assert model.head.num_classes == num_classes
-    assert model.fpl_head.num_classes == num_classes
+    assert model.num_classes == num_classes
     assert cfg.data_preprocessor.num_classes == num_classes
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == data_root
