@@ -371,15 +371,11 @@ def test_fpl_head_crop_order():
 
 def test_fpl_head_resnet50_channels():
     torch.manual_seed(0)
-    head = MODELS.build(
-        dict(
-            type='FPLHead',
-            num_classes=3,
-            in_channels=(1024, 2048),
-            feat_channels=2048,
-            stage_strides=(16, 32),
-            crop_size=16,
-        )
+    head = r18_head(
+        num_classes=3,
+        in_channels=(1024, 2048),
+        feat_channels=2048,
+        crop_size=16,
     )
     feats = [torch.randn(1, 1024, 8, 8), torch.randn(1, 2048, 4, 4)]
     boxes, scores = head(feats, (128, 128))

@@ -140,33 +140,31 @@ def test_test_tool_names_the_missing_file(demo_config, tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_head_num_classes_must_match_dataset(demo_config, tmp_path, tiny_cub):
+def test_num_classes_must_match_dataset(demo_config, tmp_path, tiny_cub):
     with pytest.raises(ValueError) as info:
         train(
             demo_config,
             tmp_path,
-            'model.head.num_classes=5',
-            'model.fpl_head.num_classes=5',
-            'model.data_preprocessor.num_classes=5',
+            'model.num_classes=5',
             *data_options(tiny_cub),
         )
     msg = str(info.value)
-    assert 'model.head.num_classes=5' in msg
+    assert msg.startswith('model.num_classes=5: ')
     assert 'has 4 classes' in msg
     assert 'train_dataloader' in msg
+    assert f'set model.num_classes=4 in {demo_config}' in msg
 
 
-def test_model_num_classes_must_agree(demo_config, tmp_path, tiny_cub):
+def test_model_num_classes_must_agree(demo_config):
+    """The class count is given once; another one in a part is refused."""
+    cfg = Config.fromfile(demo_config).model
+    cfg.fpl_head.num_classes = 7
     with pytest.raises(ValueError) as info:
-        train(
-            demo_config,
-            tmp_path,
-            'model.fpl_head.num_classes=7',
-            *data_options(tiny_cub),
-        )
+        MODELS.build(cfg)
     msg = str(info.value)
-    assert 'model.fpl_head.num_classes=7' in msg
-    assert 'model.head.num_classes=4' in msg
+    assert msg.startswith(
+        'model.fpl_head.num_classes=7: differs from model.num_classes=4; '
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,40 +172,55 @@ def test_model_num_classes_must_agree(demo_config, tmp_path, tiny_cub):
     [
         (
             'model.neck.in_channels=[1024,2048]',
-            r'model\.neck\.in_channels=\(1024, 2048\).*channels \(256, 512\)',
+            r'^model\.neck\.in_channels=\(1024, 2048\): expected \(256, 512\)'
+            r', from the channels of the stage maps of the backbone '
+            r'\(ResNet, out_indices=\(2, 3\)\); ',
+        ),
+        (
+            'model.neck.in_indices=[0,5]',
+            r'^model\.neck\.in_indices=\(0, 5\): the backbone gives 2 stage '
+            r'maps; ',
         ),
         (
             'model.fpl_head.in_channels=[256,1024]',
-            r'model\.fpl_head\.in_channels=\(256, 1024\).*\(256, 512\)',
+            r'^model\.fpl_head\.in_channels=\(256, 1024\): expected '
+            r'\(256, 512\)',
         ),
         (
             'model.fpl_head.feat_channels=2048',
-            r'model\.fpl_head\.feat_channels=2048.*channels 512',
+            r'^model\.fpl_head\.feat_channels=2048: expected 512',
         ),
         (
             'model.head.part_channels=[512,512]',
-            r'model\.head\.part_channels=\(512, 512\).*\(256, 512\)',
+            r'^model\.head\.part_channels=\(512, 512\): expected \(256, 512\)',
         ),
         (
             'model.fpl_head.stage_strides=[8,16]',
-            r'stage_strides=\(8, 16\).*strides \(16, 32\)',
+            r'^model\.fpl_head\.stage_strides=\(8, 16\): expected \(16, 32\)',
         ),
         (
-            'model.backbone.out_indices=[3]',
-            r'expects 2 stage maps .* gives 1',
+            'model.head.num_fpl_parts=0',
+            r'^model\.head\.num_fpl_parts=0: expected 4, from 2 FPL stages x '
+            r'model\.fpl_head\.num_test_parts=2 \(model\.fpl_head=None is the '
+            r'CPL-only model\)',
         ),
     ],
 )
 def test_backbone_channels_must_match_settings(
     demo_config, tmp_path, tiny_cub, option, expected
 ):
+    """A wiring value given in the config is checked against the backbone.
+
+    The start-up checks pass; building the model stops the run.
+    """
     with pytest.raises(ValueError, match=expected):
         train(demo_config, tmp_path, option, *data_options(tiny_cub))
 
 
 def test_input_size_must_suit_the_fpl_anchors(demo_config, tmp_path, tiny_cub):
     # The demo pipeline's Resize (pipeline[1]) gives 100x100, which the
-    # stride-16 and stride-32 FPL stages cannot tile.
+    # stride-16 and stride-32 FPL stages cannot tile; the strides are the
+    # backbone's, from a dry run (the config does not write them).
     with pytest.raises(ValueError) as info:
         train(
             demo_config,
@@ -216,16 +229,23 @@ def test_input_size_must_suit_the_fpl_anchors(demo_config, tmp_path, tiny_cub):
             *data_options(tiny_cub),
         )
     msg = str(info.value)
-    assert 'input of train_dataloader is 100x100' in msg
-    assert 'pipeline[1] Resize' in msg
+    assert msg.startswith(
+        'train_dataloader.dataset.pipeline: gives 100x100 network inputs '
+        '(set by pipeline[1] Resize), but the FPL stage strides (16, 32) '
+        'need multiples of 32; '
+    )
     assert 'multiple of 32 (e.g. 96 or 128)' in msg
 
 
 @pytest.mark.parametrize(
     'crop, expected',
     [
-        (256, r'crop_size=\(256, 256\) is larger than 2 x the network input'),
-        (0, r'crop_size=\(0, 0\) must be positive'),
+        (
+            256,
+            r'^model\.fpl_head\.crop_size=\(256, 256\): larger than 2 x the '
+            r'96x96 network input',
+        ),
+        (0, r'^model\.fpl_head\.crop_size=\(0, 0\): not a size; '),
     ],
 )
 def test_crop_size_must_be_sensible(
@@ -257,12 +277,21 @@ def test_test_parts_must_not_exceed_train_parts(
             *data_options(tiny_cub),
         )
     msg = str(info.value)
-    assert 'model.fpl_head.num_test_parts=5' in msg
-    assert 'model.fpl_head.num_train_parts=4' in msg
-    # The model itself refuses it as well (for configs built elsewhere).
-    cfg = Config.fromfile(demo_config).model.fpl_head
-    cfg.num_test_parts = 5
-    with pytest.raises(ValueError, match=r'K=5.*M=4'):
+    assert msg.startswith(
+        'model.fpl_head.num_test_parts=5: more than num_train_parts=4'
+    )
+    assert 'set num_test_parts <= 4' in msg
+    # The head refuses it on its own as well (for configs built elsewhere).
+    cfg = dict(Config.fromfile(demo_config).model.fpl_head)
+    cfg.update(
+        type='FPLHead',
+        num_classes=4,
+        in_channels=(256, 512),
+        feat_channels=512,
+        stage_strides=(16, 32),
+        num_test_parts=5,
+    )
+    with pytest.raises(ValueError, match=r'^num_test_parts=5: more than'):
         MODELS.build(cfg)
 
 
@@ -318,8 +347,7 @@ def test_test_tool_refuses_checkpoint_with_other_shapes(
     demo_config, tmp_path, tiny_cub
 ):
     cfg = Config.fromfile(demo_config).model
-    cfg.head.num_classes = 3
-    cfg.fpl_head.num_classes = 3
+    cfg.num_classes = 3
     ckpt = _save_state(MODELS.build(cfg), tmp_path / 'three_classes.pth')
     with pytest.raises(ValueError) as info:
         run_test(demo_config, tmp_path, ckpt, *data_options(tiny_cub))

@@ -11,13 +11,6 @@ from torch.profiler import record_function
 from ..utils import CropNormStats, unpack_targets, wiring
 
 
-def _build(cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.Module]:
-    """Build a module config; pass a module or None through."""
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    return MODELS.build(cfg)
-
-
 @MODELS.register_module()
 class SCRIMClassifier(ImageClassifier):
     """SCRIM: Spatial-aware Collaborative Region Mining.
@@ -116,12 +109,16 @@ class SCRIMClassifier(ImageClassifier):
             data_preprocessor.setdefault('num_classes', num_classes)
         stages = wiring.probe_backbone(backbone)
         source = wiring.describe_backbone(backbone)
-        neck = _build(wiring.wire_neck(neck, stages, source))
+        neck = wiring.build_part(
+            wiring.wire_neck(neck, stages, source), 'model.neck'
+        )
         fpl_head = wiring.wire_fpl_head(
             fpl_head, neck, stages, num_classes, source
         )
-        head = _build(wiring.wire_head(head, neck, fpl_head, num_classes))
-        fpl_head = _build(fpl_head)
+        head = wiring.build_part(
+            wiring.wire_head(head, neck, fpl_head, num_classes), 'model.head'
+        )
+        fpl_head = wiring.build_part(fpl_head, 'model.fpl_head')
         super().__init__(
             backbone=backbone,
             neck=neck,

@@ -217,8 +217,8 @@ class FPLHead(BaseModule):
             anchor_cfgs = [dict() for _ in range(num_stages)]
         if len(anchor_cfgs) != num_stages:
             raise ValueError(
-                f'anchor_cfgs: {len(anchor_cfgs)} entries for {num_stages} '
-                'stages; give one dict per stage'
+                f'anchor_cfgs={list(anchor_cfgs)}: {len(anchor_cfgs)} entries '
+                f'for {num_stages} stages; give one dict per stage'
             )
 
         self.num_classes = num_classes

@@ -14,6 +14,7 @@ here, as a ``ValueError`` whose message reads
 
 import inspect
 import itertools
+import re
 from typing import (
     Any,
     Dict,
@@ -424,16 +425,50 @@ def wire_fpl_head(
     return cfg
 
 
+def build_part(cfg: Optional[Config], path: str) -> Optional[nn.Module]:
+    """Build a part of the model, naming its config key in its errors.
+
+    A module refuses a bad argument with a message that starts with the
+    argument, ``<key>=<value>: ...``; inside the model that becomes the
+    config key, ``model.fpl_head.<key>=<value>: ...``.
+
+    Args:
+        cfg (dict | nn.Module, optional): The config; a module or None is
+            passed through.
+        path (str): Its config key, e.g. ``'model.fpl_head'``.
+
+    Returns:
+        nn.Module | None: The module.
+    """
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    from mmpretrain.registry import MODELS
+
+    try:
+        return MODELS.build(cfg)
+    except ValueError as e:
+        key = re.match(r'(\w+)[\[=]', str(e))
+        cls = _class(cfg)
+        params = inspect.signature(cls).parameters if cls else {}
+        if key is None or key.group(1) not in params:
+            raise
+        raise ValueError(f'{path}.{e}') from e
+
+
+def _class(cfg: dict) -> Optional[type]:
+    """The class a module config builds."""
+    from mmpretrain.registry import MODELS
+
+    kind = cfg.get('type')
+    return kind if isinstance(kind, type) else MODELS.get(kind)
+
+
 def _setting(cfg: Config, key: str) -> Any:
     """A module argument: given in the config, else the class default."""
     value = _get(cfg, key)
     if value is not None or isinstance(cfg, nn.Module):
         return value
-    from mmpretrain.registry import MODELS
-
-    cls = cfg['type'] if isinstance(cfg['type'], type) else None
-    cls = cls or MODELS.get(cfg['type'])
-    param = inspect.signature(cls).parameters.get(key)
+    param = inspect.signature(_class(cfg)).parameters.get(key)
     return None if param is None else param.default
 
 
