@@ -72,11 +72,13 @@ def plain_config(cfg: Config) -> Config:
     """
     plain = copy.deepcopy(cfg)
     model = cfg.model
-    num_classes = model.head.get('num_classes', model.get('num_classes'))
+    num_classes = model.get('num_classes')
+    if num_classes is None:
+        num_classes = (model.get('head') or {}).get('num_classes')
     if num_classes is None:
         raise ValueError(
-            'model.head.num_classes=None: the part benchmark needs the class '
-            'count of the SCRIM config; set model.head.num_classes.'
+            'model.num_classes=None: the part benchmark needs the class '
+            'count of the SCRIM config; set model.num_classes'
         )
     new_model = dict(
         type='ImageClassifier',

@@ -190,8 +190,17 @@ def _cpl_only_classifier_cfg(fpl: bool) -> dict:
         num_fpl_parts=0,
     )
     backbone = dict(type='ResNet', depth=18, out_indices=(2, 3))
-    kind = 'SCRIMClassifier' if fpl else 'ImageClassifier'
-    return dict(type=kind, backbone=backbone, neck=neck, head=head)
+    if not fpl:
+        return dict(
+            type='ImageClassifier', backbone=backbone, neck=neck, head=head
+        )
+    return dict(
+        type='SCRIMClassifier',
+        backbone=backbone,
+        neck=neck,
+        head=head,
+        fpl_head=None,
+    )
 
 
 def test_unsupported_models_are_named(tmp_path):
@@ -293,7 +302,7 @@ def test_input_size_from_the_test_pipeline():
 def test_wrapper_matches_predict(pred_mode):
     """The exported function is predict(), in both prediction modes."""
     cfg = Config.fromfile(CONFIG)
-    cfg.model.head.pred_mode = pred_mode
+    cfg.model.head = dict(cfg.model.get('head', {}), pred_mode=pred_mode)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
     inputs = torch.randn(2, 3, 64, 64)
