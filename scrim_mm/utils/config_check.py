@@ -22,7 +22,6 @@ counts that must agree) is checked when the model is built, by
 :mod:`scrim_mm.models.utils.wiring`.
 """
 
-import inspect
 import math
 import os.path as osp
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -295,20 +294,11 @@ def infer_input_size(
 
 
 def _fpl_cfg(model_cfg: dict) -> Optional[dict]:
-    """The FPL head config of a SCRIMClassifier (``{}`` when unset)."""
+    """The FPL head config of a SCRIMClassifier, None without FPL."""
     if _type_name(model_cfg) != 'SCRIMClassifier':
         return None
     fpl = model_cfg.get('fpl_head', {})
-    return None if fpl is None else dict(fpl)
-
-
-def _default(cls_name: str, key: str) -> Any:
-    """The default value of a module argument."""
-    from mmpretrain.registry import MODELS
-
-    cls = MODELS.get(cls_name)
-    param = inspect.signature(cls.__init__).parameters.get(key)
-    return None if param is None else param.default
+    return None if fpl is None else dict(fpl, type=fpl.get('type', 'FPLHead'))
 
 
 def _derived_strides(
@@ -320,7 +310,6 @@ def _derived_strides(
     the ``meta`` device, as the classifier does. None when it cannot be
     built or run that way: building the model then reports the problem.
     """
-    import torch
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
@@ -334,9 +323,9 @@ def _derived_strides(
     try:
         with DefaultScope.overwrite_default_scope(scope):
             backbone = MODELS.build(backbone_cfg)
-        with torch.no_grad():
-            stages = probe_backbone(backbone)
-        return neck_strides(model_cfg.get('neck') or {}, stages)
+        return neck_strides(
+            model_cfg.get('neck') or {}, probe_backbone(backbone)
+        )
     except Exception:
         return None
 
@@ -356,6 +345,8 @@ def _check_fpl_sizes(
         scope (str, optional): The registry scope of a dry run of the
             backbone, which derives unset stage strides; None skips it.
     """
+    from scrim_mm.models.utils.wiring import setting
+
     fpl = _fpl_cfg(model_cfg)
     if fpl is None or not sizes:
         return
@@ -364,8 +355,8 @@ def _check_fpl_sizes(
         strides = _derived_strides(model_cfg, scope)
     if strides is not None and None in strides:
         strides = None
-    crop = fpl.get('crop_size', _default('FPLHead', 'crop_size'))
-    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    crop = setting(fpl, 'crop_size')
+    crop = (crop, crop) if isinstance(crop, int) else tuple(crop or (0, 0))
     for loader, ((h, w), source) in sizes.items():
         if strides:
             step = math.lcm(*(int(s) for s in strides))

@@ -14,6 +14,8 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from scrim_mm.models.utils.wiring import BackboneStage, probe_backbone
+
 from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
 
 STAGES = ('s3', 's4')
@@ -435,3 +437,35 @@ def test_stages_follow_out_indices():
     assert model.neck.stage_names == ('s2', 's4')
     assert model.fpl_head.stage_strides == (8, 32)
     assert model.fpl_head.in_channels == (128, 512)
+
+
+class _DataDependent(torch.nn.Module):
+    """Two stage maps, with a data-dependent step meta tensors cannot take."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv3 = torch.nn.Conv2d(3, 8, 3, stride=16, padding=1)
+        self.conv4 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        s3 = self.conv3(x) * (1 + 0 * float(x.sum()))
+        return s3, self.conv4(s3)
+
+
+def test_probe_backbone_leaves_the_backbone_as_it_was():
+    backbone = MODELS.build(R18)
+    backbone.train()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    stages = probe_backbone(backbone)
+    assert stages == [
+        BackboneStage('s3', 256, 16),
+        BackboneStage('s4', 512, 32),
+    ]
+    assert backbone.training
+    for key, value in backbone.state_dict().items():
+        assert value.device.type == 'cpu'
+        torch.testing.assert_close(value, before[key])
+    # A backbone that cannot run on meta runs for real on a small image;
+    # without out_indices the stages are named as the last of four.
+    stages = probe_backbone(_DataDependent())
+    assert stages == [BackboneStage('s3', 8, 16), BackboneStage('s4', 16, 32)]

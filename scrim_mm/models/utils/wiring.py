@@ -32,8 +32,8 @@ import torch.nn as nn
 #: Input size of the dry run: a power of two, so that every power-of-two
 #: stride up to 512 divides it exactly.
 PROBE_SIZE = (512, 512)
-# The CPU fallback for a backbone that cannot run on ``meta`` runs at a
-# smaller size: it computes.
+# A backbone that cannot run on ``meta`` runs for real, on this smaller
+# image.
 _FALLBACK_SIZE = (256, 256)
 
 Config = Union[dict, nn.Module]
@@ -245,6 +245,35 @@ def _channels(cfg: Config) -> Optional[Tuple[int, ...]]:
     return (value,) if isinstance(value, int) else value
 
 
+def _class(cfg: dict) -> Optional[type]:
+    """The class a module config builds."""
+    from mmpretrain.registry import MODELS
+
+    kind = cfg.get('type')
+    return kind if isinstance(kind, type) else MODELS.get(kind)
+
+
+def setting(cfg: Config, key: str) -> Any:
+    """A module argument: given in the config, else the class default.
+
+    Args:
+        cfg (dict | nn.Module): A module config with its ``type``, or a
+            built module (its attribute).
+        key (str): The argument.
+
+    Returns:
+        The value; None when neither gives one.
+    """
+    value = _get(cfg, key)
+    if value is not None or isinstance(cfg, nn.Module):
+        return value
+    cls = _class(cfg)
+    param = None if cls is None else inspect.signature(cls).parameters.get(key)
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    return param.default
+
+
 def settle(cfg: Config, key: str, value: Any, path: str, source: str) -> Any:
     """Fill in a derived setting, or check the one that is given.
 
@@ -425,53 +454,6 @@ def wire_fpl_head(
     return cfg
 
 
-def build_part(cfg: Optional[Config], path: str) -> Optional[nn.Module]:
-    """Build a part of the model, naming its config key in its errors.
-
-    A module refuses a bad argument with a message that starts with the
-    argument, ``<key>=<value>: ...``; inside the model that becomes the
-    config key, ``model.fpl_head.<key>=<value>: ...``.
-
-    Args:
-        cfg (dict | nn.Module, optional): The config; a module or None is
-            passed through.
-        path (str): Its config key, e.g. ``'model.fpl_head'``.
-
-    Returns:
-        nn.Module | None: The module.
-    """
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    from mmpretrain.registry import MODELS
-
-    try:
-        return MODELS.build(cfg)
-    except ValueError as e:
-        key = re.match(r'(\w+)[\[=]', str(e))
-        cls = _class(cfg)
-        params = inspect.signature(cls).parameters if cls else {}
-        if key is None or key.group(1) not in params:
-            raise
-        raise ValueError(f'{path}.{e}') from e
-
-
-def _class(cfg: dict) -> Optional[type]:
-    """The class a module config builds."""
-    from mmpretrain.registry import MODELS
-
-    kind = cfg.get('type')
-    return kind if isinstance(kind, type) else MODELS.get(kind)
-
-
-def _setting(cfg: Config, key: str) -> Any:
-    """A module argument: given in the config, else the class default."""
-    value = _get(cfg, key)
-    if value is not None or isinstance(cfg, nn.Module):
-        return value
-    param = inspect.signature(_class(cfg)).parameters.get(key)
-    return None if param is None else param.default
-
-
 def wire_head(
     cfg: Config,
     neck: nn.Module,
@@ -501,8 +483,8 @@ def wire_head(
     if fpl_head is None:
         settle(cfg, 'num_fpl_parts', 0, path, 'model.fpl_head=None (no FPL)')
         return cfg
-    num_stages = len(_setting(fpl_head, 'in_channels'))
-    num_test_parts = _setting(fpl_head, 'num_test_parts')
+    num_stages = len(setting(fpl_head, 'in_channels'))
+    num_test_parts = setting(fpl_head, 'num_test_parts')
     settle(
         cfg,
         'num_fpl_parts',
@@ -514,8 +496,38 @@ def wire_head(
     settle(
         cfg,
         'fpl_channels',
-        _setting(fpl_head, 'feat_channels'),
+        setting(fpl_head, 'feat_channels'),
         path,
         'model.fpl_head',
     )
     return cfg
+
+
+def build_part(cfg: Optional[Config], path: str) -> Optional[nn.Module]:
+    """Build a part of the model, naming its config key in its errors.
+
+    A module refuses a bad argument with a message that starts with the
+    argument, ``<key>=<value>: ...``; inside the model that becomes the
+    config key, ``model.fpl_head.<key>=<value>: ...``.
+
+    Args:
+        cfg (dict | nn.Module, optional): The config; a module or None is
+            passed through.
+        path (str): Its config key, e.g. ``'model.fpl_head'``.
+
+    Returns:
+        nn.Module | None: The module.
+    """
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    from mmpretrain.registry import MODELS
+
+    try:
+        return MODELS.build(cfg)
+    except ValueError as e:
+        key = re.match(r'(\w+)[\[=]', str(e))
+        cls = _class(cfg)
+        params = inspect.signature(cls).parameters if cls else {}
+        if key is None or key.group(1) not in params:
+            raise
+        raise ValueError(f'{path}.{e}') from e
