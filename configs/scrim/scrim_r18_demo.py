@@ -43,6 +43,14 @@ model = dict(
         num_test_parts=2,
         crop_size=48,
         stage_names=('s3', 's4'),
+        # From scratch, the navigators must find the part before their
+        # crops tell the class (part benchmark, README): every stage gets
+        # its own teacher, trained on the whole image too, as a probe of
+        # the backbone; the selection explores in training.
+        teacher_per_stage=True,
+        teach_on_image=True,
+        crops_train_backbone=False,
+        explore=0.5,
     ),
     head=dict(
         type='SCRIMHead',
