@@ -30,7 +30,19 @@ model = dict(
     ),
     backbone=dict(type='ResNet', depth=18, out_indices=(2, 3)),
     neck=dict(embed_dims=128),
-    fpl_head=dict(num_train_parts=4, num_test_parts=2, crop_size=48),
+    fpl_head=dict(
+        num_train_parts=4,
+        num_test_parts=2,
+        crop_size=48,
+        # From scratch, the navigators must find the part before their
+        # crops tell the class (part benchmark, README): every stage gets
+        # its own teacher, trained on the whole image too, as a probe of
+        # the backbone; the selection explores in training.
+        teacher_per_stage=True,
+        teach_on_image=True,
+        crops_train_backbone=False,
+        explore=0.5,
+    ),
 )
 
 train_pipeline = [

@@ -19,7 +19,7 @@ from scrim_mm.utils import apply_amp
 
 LOSS_KEYS = {f'loss_{kind}' for kind in ('fused', 'raw')} | {
     f'loss_{kind}_{stage}'
-    for kind in ('cpl', 'contrast', 'teacher', 'rank')
+    for kind in ('cpl', 'contrast', 'diversity', 'teacher', 'rank')
     for stage in ('s3', 's4')
 }
 NUM_CLASSES = 4

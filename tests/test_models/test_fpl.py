@@ -610,9 +610,9 @@ def test_fpl_head_teach_on_image():
 
 
 def test_fpl_head_teacher_as_probe():
-    """teacher_trains_backbone=False: the teacher learns, features don't."""
+    """crops_train_backbone=False: the teacher learns, features don't."""
     torch.manual_seed(0)
-    head = r18_head(teacher_trains_backbone=False, teach_on_image=True)
+    head = r18_head(crops_train_backbone=False, teach_on_image=True)
     part_feats = torch.randn(2, 2, 3, 512, requires_grad=True)
     image_feats = torch.randn(2, 512, requires_grad=True)
     losses = head.loss(

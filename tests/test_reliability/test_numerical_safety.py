@@ -24,6 +24,8 @@ LOSS_KEYS = {
         'cpl_s4',
         'contrast_s3',
         'contrast_s4',
+        'diversity_s3',
+        'diversity_s4',
         'teacher_s3',
         'teacher_s4',
         'rank_s3',

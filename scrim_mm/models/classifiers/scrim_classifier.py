@@ -162,7 +162,11 @@ class SCRIMClassifier(ImageClassifier):
         b, s, n = boxes.shape[:3]
         with record_function('scrim/crops'):
             crops = self._memory_format(self.fpl_head.crop(inputs, boxes))
-        with record_function('scrim/backbone_crops'):
+        grad = torch.is_grad_enabled() and self.fpl_head.crops_train_backbone
+        with (
+            record_function('scrim/backbone_crops'),
+            torch.set_grad_enabled(grad),
+        ):
             if self.crop_norm_stats is None:
                 last = self.backbone(crops)[-1]
             else:

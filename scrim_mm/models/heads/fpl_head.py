@@ -129,13 +129,16 @@ class FPLHead(BaseModule):
             teacher and navigator does not have to start from crops that
             mostly miss the part. The ranking loss still uses the crops
             only. Defaults to False.
-        teacher_trains_backbone (bool): Whether the teachers' loss reaches
-            the backbone through the part features (NTS-Net). When the
-            backbone learns from scratch, the crops of a navigator that
-            has not found the part yet mostly miss it, and their labels
-            are noise for the backbone; False makes every teacher a linear
-            probe of the features the rest of the model learns. Defaults
-            to True.
+        crops_train_backbone (bool): Whether the losses on the part
+            features (the teachers' and, through the fused classifier, the
+            fusion's) reach the backbone through the crops, as in NTS-Net.
+            When the backbone learns from scratch, the crops of navigators
+            that have not found the part yet mostly miss it, and their
+            labels are noise for the backbone. False detaches the part
+            features: the backbone then learns from the whole images only,
+            every teacher is a linear probe of its features, and the crop
+            pass runs without autograd (about half the cost of a step).
+            Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -158,7 +161,7 @@ class FPLHead(BaseModule):
         teacher_per_stage: bool = False,
         explore: float = 0.0,
         teach_on_image: bool = False,
-        teacher_trains_backbone: bool = True,
+        crops_train_backbone: bool = True,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -269,7 +272,7 @@ class FPLHead(BaseModule):
             )
         self.explore = float(explore)
         self.teach_on_image = bool(teach_on_image)
-        self.teacher_trains_backbone = bool(teacher_trains_backbone)
+        self.crops_train_backbone = bool(crops_train_backbone)
         self.teacher_per_stage = bool(teacher_per_stage)
         # The teacher ("partcls" of NTS-Net), shared by the crops of a stage
         # and, by default, by all stages.
@@ -497,7 +500,7 @@ class FPLHead(BaseModule):
             labels = labels.float()
         # Crop (b, n) of a stage has label b.
         targets = labels.repeat_interleave(num_parts, dim=0)
-        if not self.teacher_trains_backbone:
+        if not self.crops_train_backbone:
             part_feats = part_feats.detach()
             if image_feats is not None:
                 image_feats = image_feats.detach()
