@@ -281,18 +281,7 @@ def test_test_parts_must_not_exceed_train_parts(
         'model.fpl_head.num_test_parts=5: more than num_train_parts=4'
     )
     assert 'set num_test_parts <= 4' in msg
-    # The head refuses it on its own as well (for configs built elsewhere).
-    cfg = dict(Config.fromfile(demo_config).model.fpl_head)
-    cfg.update(
-        type='FPLHead',
-        num_classes=4,
-        in_channels=(256, 512),
-        feat_channels=512,
-        stage_strides=(16, 32),
-        num_test_parts=5,
-    )
-    with pytest.raises(ValueError, match=r'^num_test_parts=5: more than'):
-        MODELS.build(cfg)
+    # FPLHead refuses it on its own as well (tests/test_models/test_fpl.py).
 
 
 def test_infer_input_size_reads_the_usual_transforms():
