@@ -4,8 +4,9 @@
 Usage follows mmpretrain's ``tools/test.py``::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--out-item {metrics,pred}] [--show-dir DIR] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--out-item {metrics,pred}] [--show-dir DIR] [--amp] [--compile]
+        [--no-retain-cpu-memory] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 
 Unlike a plain ``load_from``, the checkpoint must match the model: a
 checkpoint of another architecture is refused with the list of missing and
@@ -14,21 +15,19 @@ unexpected keys instead of a silent partial load.
 
 import argparse
 import os
-import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401  (the repository root on sys.path)
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from scrim_mm.utils import (  # noqa: E402
+from scrim_mm.utils import (
+    apply_compile,
     check_checkpoint_keys,
     check_config,
+    compile_steps,
+    retain_cpu_memory,
     set_dataloader_defaults,
     set_work_dir,
     use_scrim_image_loader,
@@ -60,6 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--amp', action='store_true', help='test with mixed precision'
+    )
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help="torch.compile the test step (mmengine's compile config); a "
+        'part that cannot be compiled runs eagerly, with a message',
+    )
+    parser.add_argument(
+        '--no-retain-cpu-memory',
+        action='store_true',
+        help="leave glibc's malloc as it is (by default freed memory is "
+        'kept for reuse; SCRIM_RETAIN_CPU_MEMORY=0 also turns it off)',
     )
     parser.add_argument(
         '--no-pin-memory',
@@ -103,6 +114,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         ]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    apply_compile(cfg, args.compile)
     use_scrim_image_loader(cfg)
     set_dataloader_defaults(
         cfg,
@@ -126,6 +138,7 @@ def format_metrics(metrics: dict) -> str:
 def main(argv=None) -> dict:
     """Entry point; returns the metrics."""
     args = parse_args(argv)
+    retain_cpu_memory(False if args.no_retain_cpu_memory else None)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_config(cfg, args.config, train=False)
     if 'runner_type' in cfg:
@@ -133,6 +146,8 @@ def main(argv=None) -> dict:
     else:
         runner = Runner.from_cfg(cfg)
     check_checkpoint_keys(runner.model, args.checkpoint)
+    # mmengine's Runner compiles only the training step.
+    compile_steps(runner.model, ('test_step',), cfg.get('compile', None))
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out)

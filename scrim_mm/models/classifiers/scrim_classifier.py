@@ -47,10 +47,11 @@ class SCRIMClassifier(ImageClassifier):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
         channels_last (bool): Store the 4-d weights and run both backbone
             passes (full images and crops) in the channels-last memory
-            format: the same results, faster with oneDNN on the CPU (a
-            ResNet-50 training step about 20 % faster at 448 px, README
-            "Benchmark") and usually with cuDNN under AMP. Defaults to
-            False.
+            format: the same results up to float rounding, faster with
+            oneDNN on the CPU (README "Benchmark") and with cuDNN's tensor
+            cores under AMP. False (``--cfg-options
+            model.channels_last=False``) keeps PyTorch's default layout.
+            Defaults to True.
     """
 
     def __init__(
@@ -63,7 +64,7 @@ class SCRIMClassifier(ImageClassifier):
         train_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__(
             backbone=backbone,
