@@ -19,6 +19,7 @@ on the fixed-size crops, the necks and the heads).
 """
 
 import logging
+import re
 from typing import Callable, Iterable, List, Optional, Union
 
 import torch
@@ -84,9 +85,26 @@ def inductor_or_eager(
         ):
             return compile_fx(gm, example_inputs)
     except Exception as e:  # any failure: run this graph eagerly
-        ops = sum(1 for n in gm.graph.nodes if n.op.startswith('call'))
-        _note_eager(f'a graph of {ops} ops', _one_line(e))
+        _note_eager(_describe(gm), _one_line(e))
         return gm.forward
+
+
+def _describe(gm: torch.fx.GraphModule) -> str:
+    """``the graph of N ops in backbone, neck`` for a message."""
+    ops, modules = 0, []
+    for node in gm.graph.nodes:
+        if not node.op.startswith('call'):
+            continue
+        ops += 1
+        for path, _ in (node.meta.get('nn_module_stack') or {}).values():
+            # The outermost named module, without dynamo's ``L['self'].``.
+            name = re.sub(r"^L\['[^']*'\]\.?", '', str(path))
+            if name:
+                if name not in modules:
+                    modules.append(name)
+                break
+    where = ', '.join(modules[:4]) + (', ...' if len(modules) > 4 else '')
+    return f'the graph of {ops} ops in {where or "no module"}'
 
 
 class _OneLineDynamoErrors(logging.Filter):
