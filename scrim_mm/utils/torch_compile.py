@@ -12,10 +12,10 @@ mmengine's Runner compiles the model's ``train_step`` when the config has
   runs eagerly too (``torch._dynamo.config.suppress_errors``), its long
   report cut to one line.
 
-Parts of SCRIM that change shape with the data (NMS, the choice of
-regions) are graph breaks: dynamo runs them eagerly by itself and compiles
-the static parts around them (the backbone passes on the full images and
-on the fixed-size crops, the necks and the heads).
+SCRIM's shapes are static (fixed ``M`` and ``K``, anchors cached per input
+size): dynamo captures its whole forward pass and losses, NMS and crops
+included, as one graph; ``loss.backward()`` inside mmengine's optimizer
+wrapper and the optimizer step are graphs of their own.
 """
 
 import logging
@@ -77,6 +77,7 @@ def inductor_or_eager(
     Returns:
         Callable: The compiled graph, or ``gm.forward`` (eager).
     """
+    from torch._dynamo.exc import RestartAnalysis
     from torch._inductor.compile_fx import compile_fx
 
     try:
@@ -84,6 +85,9 @@ def inductor_or_eager(
             force_non_lazy_backward_lowering=True
         ):
             return compile_fx(gm, example_inputs)
+    except RestartAnalysis:
+        # Not a failure: dynamo's signal to trace the frame again.
+        raise
     except Exception as e:  # any failure: run this graph eagerly
         _note_eager(_describe(gm), _one_line(e))
         return gm.forward
@@ -129,11 +133,19 @@ _FILTER = _OneLineDynamoErrors()
 
 def _install() -> None:
     """Register the backend and make dynamo fall back instead of raising."""
+    from mmengine.logging import HistoryBuffer
     from torch._dynamo import config as dynamo_config
     from torch._dynamo.backends.registry import _BACKENDS, register_backend
 
     if SAFE_BACKEND not in _BACKENDS:
         register_backend(inductor_or_eager, name=SAFE_BACKEND)
+    if not getattr(HistoryBuffer.update, '_scrim_eager', False):
+        # The optimizer wrapper logs the gradient norm into a HistoryBuffer
+        # inside the compiled train_step; its numpy append would make dynamo
+        # recompile for every new value. Logging needs no compiling.
+        update = torch.compiler.disable(HistoryBuffer.update)
+        update._scrim_eager = True
+        HistoryBuffer.update = update
     dynamo_config.suppress_errors = True
     logger = logging.getLogger('torch._dynamo.convert_frame')
     if _FILTER not in logger.filters:
