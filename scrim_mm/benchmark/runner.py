@@ -43,7 +43,8 @@ class BenchmarkOptions:
         iters (int): Timed steps per model and mode. Defaults to 5.
         warmup (int): Untimed steps first. Defaults to 2.
         profile_iters (int): Profiled steps for the per-part shares; 0
-            skips the profile. Defaults to 1.
+            skips the profile, as ``compile`` does (the profiler ranges
+            of the parts are compiled away). Defaults to 1.
         channels_last (bool, optional): The memory format of both models.
             None keeps the SCRIM config's own choice (on by default, see
             :class:`SCRIMClassifier`) and gives it to the baseline too.
@@ -214,7 +215,8 @@ def run_benchmark(opts: BenchmarkOptions) -> dict:
                 opts.device,
                 mode == 'train',
             )
-    if opts.profile_iters:
+    # The profiler ranges of the parts are compiled away: no shares then.
+    if opts.profile_iters and not opts.compile:
         for mode in ('train', 'infer'):
             shares = profile_parts(steps['scrim'][mode], opts.profile_iters)
             res['scrim'][mode]['shares'] = shares

@@ -14,8 +14,9 @@ mmengine's Runner compiles the model's ``train_step`` when the config has
 
 SCRIM's shapes are static (fixed ``M`` and ``K``, anchors cached per input
 size): dynamo captures its whole forward pass and losses, NMS and crops
-included, as one graph; ``loss.backward()`` inside mmengine's optimizer
-wrapper and the optimizer step are graphs of their own.
+included, as one graph, whose backward is compiled with it. The optimizer
+wrapper's ``update_params`` (backward call, gradient clipping, optimizer
+step) runs eagerly.
 """
 
 import logging
@@ -133,19 +134,22 @@ _FILTER = _OneLineDynamoErrors()
 
 def _install() -> None:
     """Register the backend and make dynamo fall back instead of raising."""
-    from mmengine.logging import HistoryBuffer
+    from mmengine.optim import OptimWrapper
     from torch._dynamo import config as dynamo_config
     from torch._dynamo.backends.registry import _BACKENDS, register_backend
 
     if SAFE_BACKEND not in _BACKENDS:
         register_backend(inductor_or_eager, name=SAFE_BACKEND)
-    if not getattr(HistoryBuffer.update, '_scrim_eager', False):
-        # The optimizer wrapper logs the gradient norm into a HistoryBuffer
-        # inside the compiled train_step; its numpy append would make dynamo
-        # recompile for every new value. Logging needs no compiling.
-        update = torch.compiler.disable(HistoryBuffer.update)
-        update._scrim_eager = True
-        HistoryBuffer.update = update
+    if not getattr(OptimWrapper.update_params, '_scrim_eager', False):
+        # The compiled train_step calls optim_wrapper.update_params(loss):
+        # backward, gradient clipping (which logs the norm into a numpy
+        # HistoryBuffer), the optimizer step. Traced, the clipping log and
+        # the per-group optimizer code recompile at every value and group
+        # until dynamo's limit; the backward already runs the compiled
+        # backward graphs when called eagerly. So it stays eager.
+        update_params = torch.compiler.disable(OptimWrapper.update_params)
+        update_params._scrim_eager = True
+        OptimWrapper.update_params = update_params
     dynamo_config.suppress_errors = True
     logger = logging.getLogger('torch._dynamo.convert_frame')
     if _FILTER not in logger.filters:
