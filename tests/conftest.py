@@ -15,8 +15,12 @@ import pytest
 import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+# The repository root (for scrim_mm and ``tools.<name>``), and tools/ for
+# the tools' own first import, ``import _bootstrap``, when a test imports a
+# tool as a module instead of running it.
+for path in (osp.join(REPO_ROOT, 'tools'), REPO_ROOT):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import scrim_mm  # noqa: E402,F401  (registers the plugin's modules)
 

@@ -27,14 +27,11 @@ import math
 import numbers
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401  (the repository root on sys.path)
 
-from scrim_mm.apis import SCRIMInferencer, list_images  # noqa: E402
+from scrim_mm.apis import SCRIMInferencer, list_images
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

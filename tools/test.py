@@ -4,8 +4,8 @@
 Usage follows mmpretrain's ``tools/test.py``::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--out-item {metrics,pred}] [--show-dir DIR] [--amp]
-        [--tta] [--cfg-options KEY=VALUE ...]
+        [--out-item {metrics,pred}] [--show-dir DIR] [--amp] [--compile]
+        [--tta] [--no-retain-cpu-memory] [--cfg-options KEY=VALUE ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 ``--tta`` tests with test-time augmentation, as mmpretrain's test.py: the
@@ -22,21 +22,19 @@ unexpected keys instead of a silent partial load.
 
 import argparse
 import os
-import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401  (the repository root on sys.path)
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from scrim_mm.utils import (  # noqa: E402
+from scrim_mm.utils import (
+    apply_compile,
     check_checkpoint_keys,
     check_config,
+    compile_steps,
+    retain_cpu_memory,
     set_dataloader_defaults,
     set_work_dir,
     use_scrim_image_loader,
@@ -74,6 +72,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--tta',
         action='store_true',
         help='test-time augmentation (tta_model / tta_pipeline)',
+    )
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help="torch.compile the test step (mmengine's compile config); a "
+        'part that cannot be compiled runs eagerly, with a message',
+    )
+    parser.add_argument(
+        '--no-retain-cpu-memory',
+        action='store_true',
+        help="leave glibc's malloc as it is (by default freed memory is "
+        'kept for reuse; SCRIM_RETAIN_CPU_MEMORY=0 also turns it off)',
     )
     parser.add_argument(
         '--no-pin-memory',
@@ -117,6 +127,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         ]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    apply_compile(cfg, args.compile)
     use_scrim_image_loader(cfg)
     set_dataloader_defaults(
         cfg,
@@ -140,6 +151,7 @@ def format_metrics(metrics: dict) -> str:
 def main(argv=None) -> dict:
     """Entry point; returns the metrics."""
     args = parse_args(argv)
+    retain_cpu_memory(False if args.no_retain_cpu_memory else None)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_config(cfg, args.config, train=False)
     if args.tta:
@@ -149,6 +161,8 @@ def main(argv=None) -> dict:
     else:
         runner = Runner.from_cfg(cfg)
     check_checkpoint_keys(runner.model, args.checkpoint)
+    # mmengine's Runner compiles only the training step.
+    compile_steps(runner.model, ('test_step',), cfg.get('compile', None))
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out)

@@ -4,31 +4,28 @@
 Usage follows mmpretrain's ``tools/train.py``::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options KEY=VALUE ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--compile] [--no-retain-cpu-memory] [--auto-scale-lr]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
 
-Works from a clone without installing the package (the repository root is
-put on ``sys.path`` so that ``custom_imports=['scrim_mm']`` resolves) and with
-the package installed.
+Works from a clone without installing the package (``tools/_bootstrap.py``
+puts the repository root on ``sys.path`` so that
+``custom_imports=['scrim_mm']`` resolves) and with the package installed.
 """
 
 import argparse
 import os
-import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401  (the repository root on sys.path)
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from scrim_mm.utils import (  # noqa: E402
+from scrim_mm.utils import (
     add_rng_state_hook,
     apply_amp,
+    apply_compile,
     check_config,
+    retain_cpu_memory,
     set_dataloader_defaults,
     set_work_dir,
     use_scrim_image_loader,
@@ -53,6 +50,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='automatic mixed precision: fp16 with dynamic loss scaling on '
         'CUDA, bf16 autocast on CPU',
+    )
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help="torch.compile the training step (mmengine's compile config); "
+        'a part that cannot be compiled runs eagerly, with a message',
+    )
+    parser.add_argument(
+        '--no-retain-cpu-memory',
+        action='store_true',
+        help="leave glibc's malloc as it is (by default freed memory is "
+        'kept for reuse; SCRIM_RETAIN_CPU_MEMORY=0 also turns it off)',
     )
     parser.add_argument(
         '--no-validate',
@@ -120,6 +129,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    apply_compile(cfg, args.compile)
     add_rng_state_hook(cfg)
     use_scrim_image_loader(cfg)
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -135,6 +145,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     """Entry point."""
     args = parse_args(argv)
+    retain_cpu_memory(False if args.no_retain_cpu_memory else None)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_config(cfg, args.config)
     if 'runner_type' in cfg:

@@ -16,15 +16,11 @@ drawing; ``tools/test.py --show-dir DIR`` draws the same for a test set.
 """
 
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401  (the repository root on sys.path)
 
-from scrim_mm.apis import SCRIMInferencer, list_images  # noqa: E402
+from scrim_mm.apis import SCRIMInferencer, list_images
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -66,3 +66,7 @@ tta_pipeline = [
         ],
     ),
 ]
+
+# Fixed input sizes (448 px images, 224 px part crops): cuDNN picks its
+# fastest convolution algorithms once, on the first iterations.
+env_cfg = dict(cudnn_benchmark=True)

@@ -159,9 +159,10 @@ def _clone_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
     dst.load_state_dict(copy.deepcopy(src.state_dict()))
 
 
-def test_channels_last_matches_default():
-    plain = build()
-    fast = build(channels_last=True)
+def test_channels_last_matches_contiguous():
+    """The default (channels-last) gives the outputs of the switch-off."""
+    plain = build(channels_last=False)
+    fast = build()
     _clone_weights(plain, fast)
     conv = fast.backbone.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
@@ -209,8 +210,13 @@ def test_channels_last_matches_default():
             )
 
 
-def test_channels_last_off_by_default():
+def test_channels_last_on_by_default_and_switched_off():
     model = build()
+    assert model.channels_last is True
+    assert model.backbone.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    model = build(channels_last=False)
     assert model.channels_last is False
     assert not model.backbone.conv1.weight.is_contiguous(
         memory_format=torch.channels_last

@@ -40,21 +40,19 @@ import time
 from collections import defaultdict
 from typing import Dict, List
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # the repository root on sys.path
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
-from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS  # noqa: E402
+from scrim_mm.utils import apply_amp
 
-from scrim_mm.utils import apply_amp  # noqa: E402
-
+REPO_ROOT = _bootstrap.REPO_ROOT
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'scrim', 'scrim_r18_demo.py')
 
 

@@ -68,10 +68,11 @@ class SCRIMClassifier(ImageClassifier):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
         channels_last (bool): Store the 4-d weights and run both backbone
             passes (full images and crops) in the channels-last memory
-            format: the same results, faster with oneDNN on the CPU (a
-            ResNet-50 training step about 20 % faster at 448 px, README
-            "Benchmark") and usually with cuDNN under AMP. Defaults to
-            False.
+            format: the same results up to float rounding, faster with
+            oneDNN on the CPU (docs/benchmark.md) and with cuDNN's tensor
+            cores under AMP. False (``--cfg-options
+            model.channels_last=False``) keeps PyTorch's default layout.
+            Defaults to True.
         crop_norm_stats (bool): Keep separate batch-norm running
             statistics for the crop pass of the backbone
             (:class:`~scrim_mm.models.utils.CropNormStats`), so that the
@@ -90,7 +91,7 @@ class SCRIMClassifier(ImageClassifier):
         train_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
         crop_norm_stats: bool = True,
     ) -> None:
         if not isinstance(backbone, nn.Module):

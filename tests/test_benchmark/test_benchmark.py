@@ -1,11 +1,11 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-"""Tests of ``tools/analysis/benchmark.py`` (no timed assertions)."""
+"""Tests of :mod:`scrim_mm.benchmark` and its command line (no timings)."""
 
-import contextlib
-import importlib.util
-import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,45 +13,29 @@ import torch
 from mmengine.optim import OptimWrapper
 from torch.profiler import record_function
 
+import scrim_mm.benchmark as bench
+from scrim_mm.benchmark.runner import _build_models
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis' / 'benchmark.py'
-DEMO_CFG = REPO / 'configs' / 'scrim' / 'scrim_r18_demo.py'
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('scrim_benchmark', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_tool()
+DEMO_CFG = str(REPO / 'configs' / 'scrim' / 'scrim_r18_demo.py')
 NUM = r'(-?[0-9]+\.[0-9]+)'
 
 
 @pytest.fixture(scope='module')
-def report(tmp_path_factory):
+def report():
     """One tiny run: ResNet-18 SCRIM, 64 px, 2 timed steps, CPU."""
-    out = tmp_path_factory.mktemp('bench') / 'bench.json'
-    argv = [
-        str(DEMO_CFG),
-        '--input-size',
-        '64',
-        '--batch-size',
-        '2',
-        '--iters',
-        '2',
-        '--warmup',
-        '0',
-        '--device',
-        'cpu',
-        '--json',
-        str(out),
-    ]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        res = bench.main(argv)
-    return buf.getvalue(), res, out
+    opts = bench.BenchmarkOptions(
+        DEMO_CFG,
+        input_size=64,
+        batch_size=2,
+        iters=2,
+        warmup=0,
+        device='cpu',
+        retain_cpu_memory=False,
+    )
+    res = bench.run_benchmark(opts)
+    return bench.format_report(res), res
 
 
 def _row(text: str, label: str):
@@ -65,11 +49,9 @@ def _row(text: str, label: str):
 
 
 def test_report_prints_every_figure(report):
-    text, res, _ = report
-    assert (
-        'ImageClassifier(ResNet + GlobalAveragePooling + LinearClsHead)'
-        in (text)
-    )
+    text, res = report
+    baseline = 'ImageClassifier(ResNet + GlobalAveragePooling + LinearClsHead)'
+    assert baseline in text
     for mode, label in (('infer', 'inference'), ('train', 'training')):
         scrim, base = res['scrim'][mode], res['baseline'][mode]
         ratio = res['ratios'][mode]
@@ -117,7 +99,7 @@ def test_report_prints_every_figure(report):
 
 
 def test_report_prints_part_shares(report):
-    text, res, _ = report
+    text, res = report
     for mode, label in (('train', 'training'), ('infer', 'inference')):
         block = text.split(f'SCRIM {label} step by part')[1]
         printed = {}
@@ -142,13 +124,31 @@ def test_report_prints_part_shares(report):
     assert res['scrim']['infer']['shares']['optimizer'] == 0
 
 
-def test_json_written(report):
-    _, res, path = report
-    data = json.loads(Path(path).read_text())
-    assert data['settings']['input_size'] == 64
-    assert data['ratios']['train']['time_per_flop'] == pytest.approx(
-        res['ratios']['train']['time_per_flop']
-    )
+def test_defaults_are_the_tools_defaults(report):
+    """No option: the config's channels-last for both models, torch's
+    thread count, no compile."""
+    _, res = report
+    settings = res['settings']
+    assert settings['channels_last'] is True
+    assert settings['compile'] is False
+    assert settings['device_name'] == f'{torch.get_num_threads()} threads'
+    opts = bench.BenchmarkOptions(DEMO_CFG)
+    assert opts.threads is None and opts.retain_cpu_memory is None
+    assert opts.channels_last is None and opts.compile is False
+    assert (opts.input_size, opts.batch_size) == (448, 2)
+
+
+def test_memory_format_follows_scrim():
+    for value in (None, False):
+        opts = bench.BenchmarkOptions(DEMO_CFG, channels_last=value)
+        _, models, _, channels_last = _build_models(opts)
+        assert channels_last is (value is None)
+        for model in models.values():
+            weight = model.backbone.conv1.weight
+            assert (
+                weight.is_contiguous(memory_format=torch.channels_last)
+                is channels_last
+            )
 
 
 def test_backward_time_is_charged_to_the_forward_range():
@@ -193,8 +193,55 @@ def test_cpu_peak_memory_counts_step_allocations():
     assert 24 * mib <= extra < 25 * mib
 
 
-def test_bad_arguments_are_named(tmp_path):
-    with pytest.raises(SystemExit, match='--iters'):
-        bench.parse_args([str(DEMO_CFG), '--iters', '0'])
+def test_bad_options_are_named(tmp_path):
+    with pytest.raises(ValueError, match='iters=0'):
+        bench.BenchmarkOptions(DEMO_CFG, iters=0)
+    with pytest.raises(ValueError, match='device='):
+        bench.BenchmarkOptions(DEMO_CFG, device='tpu')
     with pytest.raises(FileNotFoundError, match='missing.py'):
         bench.load_model_cfg(str(tmp_path / 'missing.py'))
+
+
+def test_command_line_end_to_end(tmp_path):
+    """The tool as a user runs it, at a tiny size, JSON included."""
+    out = tmp_path / 'bench.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env.pop('PYTHONPATH', None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            DEMO_CFG,
+            '--input-size',
+            '64',
+            '--iters',
+            '1',
+            '--warmup',
+            '0',
+            '--profile-iters',
+            '0',
+            '--no-retain-cpu-memory',
+            '--json',
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'training: time ratio' in proc.stdout
+    data = json.loads(out.read_text())
+    assert data['settings']['input_size'] == 64
+    assert data['settings']['retain_cpu_memory'] is False
+    assert data['ratios']['train']['time_per_flop'] > 0
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), DEMO_CFG, '--iters', '0'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and 'iters=0' in bad.stderr
