@@ -18,8 +18,8 @@ from .models import (
     load_model_cfg,
     make_optim_wrapper,
 )
-from .parts import OVERHEAD_PARTS, profile_parts
 from .onnx_latency import onnxruntime_latency
+from .parts import OVERHEAD_PARTS, profile_parts
 from .steps import make_batch, make_steps, time_steps
 
 __all__ = ['BenchmarkOptions', 'run_benchmark']
