@@ -68,7 +68,14 @@ class CropNormStats(nn.Module):
         Args:
             backbone (nn.Module): The backbone this module was built for.
         """
-        if backbone.training and not bool(self.initialised):
+        # Not while tracing (FLOP counting, export) or on the meta device
+        # (shape-only dry runs): the copy is a one-off of real training.
+        if (
+            backbone.training
+            and self.initialised.device.type != 'meta'
+            and not torch.jit.is_tracing()
+            and not bool(self.initialised)
+        ):
             self._copy_from(backbone)
         pairs = list(self._pairs(backbone))
         for module, keys in pairs:
