@@ -255,13 +255,13 @@ def test_latency_ratio(dynamic_onnx, demo_model, demo_inputs):
 def test_benchmark_tool_onnxruntime(
     demo_model, dynamic_onnx, monkeypatch, tmp_path
 ):
-    """tools/analysis/benchmark.py --onnxruntime: its measurement."""
-    import argparse
+    """The benchmark's --onnxruntime measurement (scrim_mm.benchmark)."""
     import shutil
 
     import scrim_mm.deployment
+    from scrim_mm.benchmark import BenchmarkOptions
+    from scrim_mm.benchmark.onnx_latency import onnxruntime_latency
 
-    bench = load_script('tools/analysis/benchmark.py', 'scrim_bench_onnx')
     exported = {}
 
     def fake_export(model, path, size, metadata=None):
@@ -270,14 +270,17 @@ def test_benchmark_tool_onnxruntime(
         return shutil.copy(dynamic_onnx, path)
 
     monkeypatch.setattr(scrim_mm.deployment, 'export_onnx', fake_export)
-    args = argparse.Namespace(input_size=96, iters=2, warmup=0, seed=0)
-    res = bench.onnxruntime_latency(demo_model, Config.fromfile(CONFIG), args)
+    res = onnxruntime_latency(
+        demo_model, Config.fromfile(CONFIG), 96, iters=2, warmup=0
+    )
     assert exported['size'] == INPUT_SIZE
     assert 'scrim.test_pipeline' in exported['metadata']
     assert res['batch'] == 1 and res['iters'] == 2
     assert res['onnx_mib'] > 40 and res['ratio'] > 0  # ResNet-18 weights
-    with pytest.raises(SystemExit, match='--device cpu'):
-        bench.parse_args(['x.py', '--onnxruntime', '--device', 'cuda'])
+    with pytest.raises(ValueError, match='device="cpu"'):
+        BenchmarkOptions(config='x.py', onnxruntime=True, device='cuda')
+    bench = load_script('tools/analysis/benchmark.py', 'scrim_bench_onnx')
+    assert bench.parse_args(['x.py', '--onnxruntime']).onnxruntime
 
 
 def test_input_size_from_the_test_pipeline():
