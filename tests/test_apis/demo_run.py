@@ -13,6 +13,8 @@ import os.path as osp
 from pathlib import Path
 from typing import Dict, Optional
 
+from scrim_mm.datasets.demo import class_names, make_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / 'configs' / 'scrim' / 'scrim_r18_demo.py')
 NUM_CLASSES = 4
@@ -43,10 +45,9 @@ def demo_run(tmp_path_factory) -> Dict:
     global _RUN
     if _RUN is not None:
         return _RUN
-    make = load_script('tools/misc/make_demo_dataset.py', 'h6_make_demo')
     train = load_script('tools/train.py', 'h6_train_tool')
     root = tmp_path_factory.mktemp('h6_demo')
-    data_root = make.make_dataset(
+    data_root = make_dataset(
         'cub',
         str(root / 'data'),
         num_classes=NUM_CLASSES,
@@ -74,7 +75,7 @@ def demo_run(tmp_path_factory) -> Dict:
         checkpoint = f.read().strip()
     from mmpretrain.datasets import CUB
 
-    classes = make.class_names('cub', NUM_CLASSES)
+    classes = class_names('cub', NUM_CLASSES)
     test_set = CUB(data_root=data_root, split='test', classes=classes)
     images = [
         test_set.get_data_info(i)['img_path'] for i in range(len(test_set))

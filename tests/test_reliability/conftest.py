@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from tools.misc.make_demo_dataset import make_dataset
+from scrim_mm.datasets.demo import make_dataset
 
 #: The demo config (ResNet-18 SCRIM, 4 CUB classes).
 DEMO_CONFIG = osp.join('configs', 'scrim', 'scrim_r18_demo.py')

@@ -17,9 +17,9 @@ from mmpretrain.registry import MODELS
 
 import tools.test as test_tool
 import tools.train as train_tool
+from scrim_mm.datasets.demo import make_dataset
 from scrim_mm.utils import check_checkpoint_keys, check_config
 from scrim_mm.utils.config_check import infer_input_size
-from tools.misc.make_demo_dataset import make_dataset
 
 from .conftest import data_options
 

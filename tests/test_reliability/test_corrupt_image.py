@@ -11,8 +11,8 @@ from mmpretrain.registry import TRANSFORMS
 from PIL import Image
 
 import tools.train as train_tool
+from scrim_mm.datasets.demo import class_names, make_dataset
 from scrim_mm.datasets.transforms import truncation_reason
-from tools.misc.make_demo_dataset import class_names, make_dataset
 
 from .conftest import data_options
 

@@ -153,14 +153,22 @@ def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, demo_config):
         assert torch.equal(value, second['params'][key]), key
     # Training moved every parameter, except navigator levels whose anchors
     # NMS did not select at 64 px (their scores get zero gradients, as in
-    # NTS-Net); DDP without find_unused_parameters would have stopped at the
-    # second step had any parameter been left out of the graph.
+    # NTS-Net) and a few batch-norm scales of the deep stages, whose
+    # channels are dead on every position of these tiny maps (the demo
+    # config's crops do not train the backbone); DDP without
+    # find_unused_parameters would have stopped at the second step had any
+    # parameter been left out of the graph.
     frozen = [
         k
         for k, v in first['params'].items()
         if torch.equal(v, first['start'][k])
     ]
-    assert all(k.startswith('fpl_head.navigators.') for k in frozen)
+    assert all(
+        k.startswith('fpl_head.navigators.')
+        or (k.startswith('backbone.layer') and '.bn' in k)
+        for k in frozen
+    ), frozen
+    assert len(frozen) < 0.1 * len(first['params'])
 
     # The class-balanced sampler: one seed, disjoint batches per rank.
     sampled = first['sampled']

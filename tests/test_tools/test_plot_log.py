@@ -18,6 +18,8 @@ SCRIM_LOSSES = [
     'loss_cpl_s4',
     'loss_contrast_s3',
     'loss_contrast_s4',
+    'loss_diversity_s3',
+    'loss_diversity_s4',
     'loss_teacher_s3',
     'loss_teacher_s4',
     'loss_rank_s3',

@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from tools.misc.make_demo_dataset import make_dataset
+from scrim_mm.datasets.demo import make_dataset
 
 CONFIG = osp.join('configs', 'scrim', 'scrim_r18_demo.py')
 

@@ -25,13 +25,9 @@ written first (``--difficulty hard`` for a data root ending in ``hard``).
 
 import argparse
 import os.path as osp
-import sys
 from typing import Optional, Sequence
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
+import _bootstrap  # noqa: F401,E402  (the repository root on sys.path)
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 

@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     if args.data_root:
         dataset_cfg.data_root = args.data_root
     if not osp.isdir(dataset_cfg.data_root):
-        from tools.misc.make_demo_dataset import make_dataset
+        from scrim_mm.datasets.demo import make_dataset
 
         make_dataset('cub', dataset_cfg.data_root)
     dataset_cfg.pipeline = []

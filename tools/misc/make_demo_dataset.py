@@ -18,12 +18,9 @@ Example::
 
 import argparse
 import os.path as osp
-import sys
 from typing import Optional, Sequence
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import _bootstrap  # noqa: F401,E402  (the repository root on sys.path)
 
 # ``class_names``, ``is_complete`` and the file names stay importable from
 # this module for older callers.
