@@ -47,22 +47,15 @@ class PartBenchmarkResult:
     cpl: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
-def _last_channels(backbone_cfg: dict) -> int:
-    """Channels of the last map of a backbone, from a tiny forward."""
-    backbone = MODELS.build(copy.deepcopy(backbone_cfg))
-    backbone.eval()
-    with torch.no_grad():
-        outs = backbone(torch.zeros(1, 3, 64, 64))
-    return int(outs[-1].shape[1])
-
-
 def plain_config(cfg: Config) -> Config:
     """The plain-backbone twin of a SCRIM config.
 
-    The model becomes mmpretrain's ``ImageClassifier`` with the same
-    backbone and data preprocessor, ``GlobalAveragePooling`` and a
-    ``LinearClsHead``; everything else (data, pipeline, epochs, optimizer,
-    schedule, seed) is kept. Its evaluator is top-1 only.
+    The model becomes the benchmark's baseline
+    (:func:`scrim_mm.benchmark.models.default_baseline_cfg`): mmpretrain's
+    ``ImageClassifier`` with the same backbone and data preprocessor,
+    ``GlobalAveragePooling`` and a ``LinearClsHead``; everything else
+    (data, pipeline, epochs, optimizer, schedule, seed) is kept. Its
+    evaluator is top-1 only.
 
     Args:
         cfg (Config): The SCRIM config.
@@ -70,30 +63,11 @@ def plain_config(cfg: Config) -> Config:
     Returns:
         Config: A new config.
     """
+    from ..benchmark.models import default_baseline_cfg
+
     plain = copy.deepcopy(cfg)
-    model = cfg.model
-    num_classes = model.get('num_classes')
-    if num_classes is None:
-        num_classes = (model.get('head') or {}).get('num_classes')
-    if num_classes is None:
-        raise ValueError(
-            'model.num_classes=None: the part benchmark needs the class '
-            'count of the SCRIM config; set model.num_classes'
-        )
-    new_model = dict(
-        type='ImageClassifier',
-        backbone=copy.deepcopy(model.backbone),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=num_classes,
-            in_channels=_last_channels(model.backbone),
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        ),
-    )
-    if 'data_preprocessor' in model:
-        new_model['data_preprocessor'] = copy.deepcopy(model.data_preprocessor)
-    plain.model = new_model
+    scrim = MODELS.build(copy.deepcopy(cfg.model))
+    plain.model = default_baseline_cfg(cfg.model, scrim)
     plain.val_evaluator = dict(type='Accuracy', topk=(1,))
     plain.test_evaluator = dict(type='Accuracy', topk=(1,))
     return plain
