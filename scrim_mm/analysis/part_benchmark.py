@@ -13,7 +13,7 @@ attention peak lies in the part, and how distinct the CPL parts are.
 import copy
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
@@ -30,6 +30,9 @@ DIVERSITY_KEYS = ('excitation_cos', 'map_cos', 'map_corr', 'same_peak')
 class PartBenchmarkResult:
     """Figures of one part benchmark (percentages, except diversity).
 
+    With several seeds, every figure is the mean over the seeds and
+    ``runs`` holds each seed's own figures.
+
     Attributes:
         scrim_top1 (float): Top-1 of SCRIM on the test split.
         plain_top1 (float): Top-1 of the plain backbone.
@@ -39,12 +42,52 @@ class PartBenchmarkResult:
             (the peak of the most active part lies in the part's cell),
             ``peak_chance``, ``peak_hit_any`` (any part's peak) and the
             diversity means of :func:`~scrim_mm.models.utils.part_diversity`.
+        seed (int, optional): The seed of a single run; None for a mean.
+        runs (List[PartBenchmarkResult]): The single runs behind a mean,
+            one per seed; empty for a single run.
     """
 
     scrim_top1: float
     plain_top1: float
     fpl: Dict[str, Dict[str, float]] = field(default_factory=dict)
     cpl: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    seed: Optional[int] = None
+    runs: List['PartBenchmarkResult'] = field(default_factory=list)
+
+
+def _mean_figures(tables: Sequence[Dict[str, Dict[str, float]]]) -> dict:
+    """Mean of per-stage figure tables that share their keys."""
+    return {
+        stage: {
+            key: sum(t[stage][key] for t in tables) / len(tables)
+            for key in figures
+        }
+        for stage, figures in tables[0].items()
+    }
+
+
+def mean_result(runs: Sequence[PartBenchmarkResult]) -> PartBenchmarkResult:
+    """The mean of the single-seed results of one benchmark.
+
+    Args:
+        runs (Sequence[PartBenchmarkResult]): One result per seed.
+
+    Returns:
+        PartBenchmarkResult: Every figure averaged over ``runs``, which it
+        keeps under ``runs``; a single run is returned as it is.
+    """
+    if not runs:
+        raise ValueError('runs=[]: the mean needs at least one result.')
+    if len(runs) == 1:
+        return runs[0]
+    n = len(runs)
+    return PartBenchmarkResult(
+        scrim_top1=sum(r.scrim_top1 for r in runs) / n,
+        plain_top1=sum(r.plain_top1 for r in runs) / n,
+        fpl=_mean_figures([r.fpl for r in runs]),
+        cpl=_mean_figures([r.cpl for r in runs]),
+        runs=list(runs),
+    )
 
 
 def plain_config(cfg: Config) -> Config:
@@ -209,32 +252,63 @@ def run_part_benchmark(
     cfg: Config,
     work_dir: str,
     epochs: Optional[int] = None,
-    seed: Optional[int] = None,
+    seeds: Optional[Union[int, Sequence[int]]] = None,
     ann_format: Optional[str] = None,
 ) -> PartBenchmarkResult:
     """Train SCRIM and its plain backbone and score them.
 
     Args:
         cfg (Config): The SCRIM config.
-        work_dir (str): Folder for both runs (``scrim/`` and ``plain/``).
+        work_dir (str): Folder for the runs: ``scrim/`` and ``plain/`` for
+            one seed, ``seed<S>/scrim`` and ``seed<S>/plain`` for several.
         epochs (int, optional): Override of the training epochs for both.
             Defaults to None (the config's).
-        seed (int, optional): Override of ``randomness.seed`` for both.
-            Defaults to None (the config's).
+        seeds (int | Sequence[int], optional): The seed, or the seeds of
+            repeated runs (both models trained once per seed, the figures
+            averaged). Defaults to None (the config's ``randomness.seed``,
+            one run).
         ann_format (str, optional): ``'demo'`` or ``'cub'`` annotations;
             None takes the config's ``PartHitRate`` or guesses from the
             data root. Defaults to None.
 
     Returns:
-        PartBenchmarkResult: The figures.
+        PartBenchmarkResult: The figures; with several seeds, their means
+        and the single runs under ``runs``.
     """
-    cfg = copy.deepcopy(cfg)
     if cfg.model.get('type') != 'SCRIMClassifier':
         raise ValueError(
             f"model.type={cfg.model.get('type')!r}: the part benchmark needs "
             "a SCRIMClassifier config (e.g. configs/scrim/"
             "scrim_r18_hard-demo.py)."
         )
+    if seeds is None:
+        seeds = [cfg.get('randomness', {}).get('seed')]
+    elif isinstance(seeds, int):
+        seeds = [seeds]
+    else:
+        seeds = list(seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f'seeds={seeds}: give one or more different seeds.'
+            )
+    runs = []
+    for seed in seeds:
+        run_dir = work_dir if len(seeds) == 1 else osp.join(
+            work_dir, f'seed{seed}'
+        )
+        runs.append(_run_one_seed(cfg, run_dir, epochs, seed, ann_format))
+    return mean_result(runs)
+
+
+def _run_one_seed(
+    cfg: Config,
+    work_dir: str,
+    epochs: Optional[int],
+    seed: Optional[int],
+    ann_format: Optional[str],
+) -> PartBenchmarkResult:
+    """Both models trained and scored with one seed."""
+    cfg = copy.deepcopy(cfg)
     if epochs is not None:
         _set_epochs(cfg, epochs)
     if seed is not None:
@@ -264,6 +338,7 @@ def run_part_benchmark(
         plain_top1=float(plain_runner.metrics['accuracy/top1']),
         fpl=fpl,
         cpl=cpl,
+        seed=seed,
     )
 
 
@@ -274,10 +349,13 @@ def format_part_benchmark(result: PartBenchmarkResult) -> str:
         result (PartBenchmarkResult): The figures.
 
     Returns:
-        str: Three tables: top-1, FPL regions, CPL parts.
+        str: Three tables: top-1, FPL regions, CPL parts; with several
+        seeds, a fourth one with every seed's top-1 and FPL hits (the
+        first three are then means over the seeds).
     """
+    mean = f' (mean of {len(result.runs)} seeds)' if result.runs else ''
     lines: List[str] = [
-        '| model | top-1 (%) |',
+        f'| model | top-1 (%){mean} |',
         '|---|---|',
         f'| SCRIM | {result.scrim_top1:.1f} |',
         f'| plain backbone | {result.plain_top1:.1f} |',
@@ -306,7 +384,29 @@ def format_part_benchmark(result: PartBenchmarkResult) -> str:
             f"{c['map_corr']:.3f} | {c['map_cos']:.3f} | "
             f"{c['excitation_cos']:.3f} |"
         )
+    if result.runs:
+        lines += ['', _format_seeds(result.runs)]
     return '\n'.join(lines)
+
+
+def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
+    """One row per seed: top-1 of both, FPL hit and chance per stage."""
+    stages = list(runs[0].fpl)
+    head = '| seed | SCRIM | plain | SCRIM - plain | ' + ' | '.join(
+        f'hit {n} | chance {n}' for n in stages
+    )
+    rows = [head + ' |', '|---' * (4 + 2 * len(stages)) + '|']
+    for run in runs:
+        cells = [
+            str(run.seed),
+            f'{run.scrim_top1:.1f}',
+            f'{run.plain_top1:.1f}',
+            f'{run.scrim_top1 - run.plain_top1:+.1f}',
+        ]
+        for n in stages:
+            cells += [f"{run.fpl[n]['hit']:.1f}", f"{run.fpl[n]['chance']:.1f}"]
+        rows.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
 
 
 def summary_line(result: PartBenchmarkResult) -> str:
@@ -317,7 +417,8 @@ def summary_line(result: PartBenchmarkResult) -> str:
 
     Returns:
         str: ``part-benchmark scrim_top1=<x> plain_top1=<y>
-        hit_<stage>=<h> chance_<stage>=<c> ...``.
+        hit_<stage>=<h> chance_<stage>=<c> ...``, the means over the seeds
+        when there are several.
     """
     parts = [
         'part-benchmark',

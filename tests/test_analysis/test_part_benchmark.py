@@ -16,6 +16,7 @@ from mmpretrain.structures import DataSample
 from scrim_mm.analysis import (
     PartBenchmarkResult,
     format_part_benchmark,
+    mean_result,
     plain_config,
     summary_line,
 )
@@ -93,6 +94,80 @@ def test_table_and_summary_line():
     )
 
 
+CPL = dict(
+    peak_hit=0.0,
+    peak_chance=10.0,
+    peak_hit_any=20.0,
+    excitation_cos=0.5,
+    map_cos=0.5,
+    map_corr=0.0,
+    same_peak=0.1,
+)
+
+
+def _result(seed, scrim, plain, hit_s3, chance_s3):
+    return PartBenchmarkResult(
+        scrim_top1=scrim,
+        plain_top1=plain,
+        fpl=dict(
+            s3=dict(hit=hit_s3, chance=chance_s3, hit_any=50.0, object=60.0)
+        ),
+        cpl=dict(s3=dict(CPL, peak_hit=10.0 * seed)),
+        seed=seed,
+    )
+
+
+def test_mean_over_seeds_and_its_tables():
+    runs = [_result(0, 80.0, 70.0, 40.0, 10.0), _result(1, 50.0, 60.0, 20.0, 30.0)]
+    mean = mean_result(runs)
+    assert mean.scrim_top1 == pytest.approx(65.0)
+    assert mean.plain_top1 == pytest.approx(65.0)
+    assert mean.fpl['s3'] == dict(hit=30.0, chance=20.0, hit_any=50.0, object=60.0)
+    assert mean.cpl['s3'] == dict(CPL, peak_hit=5.0)
+    assert mean.seed is None and mean.runs == runs
+    table = format_part_benchmark(mean)
+    assert '| model | top-1 (%) (mean of 2 seeds) |' in table
+    assert '| 0 | 80.0 | 70.0 | +10.0 | 40.0 | 10.0 |' in table
+    assert '| 1 | 50.0 | 60.0 | -10.0 | 20.0 | 30.0 |' in table
+    assert summary_line(mean) == (
+        'part-benchmark scrim_top1=65.00 plain_top1=65.00 '
+        'hit_s3=30.00 chance_s3=20.00'
+    )
+    # one seed is reported as it is, without a per-seed table
+    assert mean_result(runs[:1]) is runs[0]
+    assert '| seed |' not in format_part_benchmark(runs[0])
+    with pytest.raises(ValueError, match='runs=\\[\\]'):
+        mean_result([])
+
+
+def test_each_seed_trains_both_models_in_its_own_folder(
+    repo_root, tmp_path, monkeypatch
+):
+    from scrim_mm.analysis import part_benchmark as pb
+
+    calls = []
+
+    def fake_run(cfg, work_dir, epochs, seed, ann_format):
+        calls.append((work_dir, epochs, seed))
+        return _result(seed, 70.0 + seed, 60.0, 30.0, 10.0)
+
+    monkeypatch.setattr(pb, '_run_one_seed', fake_run)
+    cfg = Config.fromfile(osp.join(repo_root, CONFIG))
+    result = pb.run_part_benchmark(cfg, str(tmp_path), epochs=2, seeds=[3, 5])
+    assert calls == [
+        (osp.join(str(tmp_path), 'seed3'), 2, 3),
+        (osp.join(str(tmp_path), 'seed5'), 2, 5),
+    ]
+    assert result.scrim_top1 == pytest.approx(74.0)
+    assert [r.seed for r in result.runs] == [3, 5]
+    # one seed keeps the flat layout; None is the config's own seed
+    calls.clear()
+    pb.run_part_benchmark(cfg, str(tmp_path))
+    assert calls == [(str(tmp_path), None, cfg.randomness.seed)]
+    with pytest.raises(ValueError, match='seeds=\\[1, 1\\]'):
+        pb.run_part_benchmark(cfg, str(tmp_path), seeds=[1, 1])
+
+
 def _sample(img_path, boxes, scores, stages):
     sample = DataSample(
         metainfo=dict(
@@ -152,6 +227,8 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
             hard_root,
             '--epochs',
             '1',
+            '--seeds',
+            '0',
             '--work-dir',
             str(tmp_path / 'work'),
             '--cfg-options',
