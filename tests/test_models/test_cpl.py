@@ -206,8 +206,8 @@ def test_part_vecs_equal_pooled_part_maps(pool):
         torch.testing.assert_close(out.part_vecs[s], explicit[s])
         # enhanced map = F * mean_p m_p
         torch.testing.assert_close(out.enhanced[s], parts.mean(dim=1))
-        # without projection the embeddings are the part vectors
-        assert out.part_embeds[s] is out.part_vecs[s]
+        # without projection the embeddings are the part vectors' values
+        torch.testing.assert_close(out.part_embeds[s], out.part_vecs[s])
     # the identity holds for the gradients as well
     grads = torch.autograd.grad(
         sum(v.sum() for v in out.part_vecs), maps, retain_graph=True
@@ -628,3 +628,49 @@ def test_cpl_only_image_classifier_trains():
     # the classification terms are learnt, not only the metric ones
     assert losses['loss_fused'] < 0.1 * first['loss_fused']
     assert losses['loss_contrast_s4'] < first['loss_contrast_s4']
+
+
+@pytest.mark.parametrize('through', [False, True])
+def test_part_losses_reach_the_backbone_only_when_asked(through):
+    """The metric and diversity inputs train OSME and the embedding; the
+    stage maps get their gradient only with part_losses_train_backbone."""
+    from scrim_mm.models.utils import part_attention_maps
+
+    torch.manual_seed(0)
+    neck = _neck(part_losses_train_backbone=through)
+    maps = tuple(m.requires_grad_() for m in _maps(batch=3))
+    out = neck(maps)
+    for s in range(2):
+        # the same values as the main path
+        torch.testing.assert_close(
+            out.part_excitations[s], out.excitations[s]
+        )
+        torch.testing.assert_close(out.part_feats[s], out.feats[s])
+    part_loss = sum(e.square().sum() for e in out.part_embeds) + sum(
+        part_attention_maps(f, m).square().sum()
+        for f, m in zip(out.part_feats, out.part_excitations)
+    )
+    grads = torch.autograd.grad(
+        part_loss,
+        list(maps) + [neck.osmes[0].excite_weight, neck.projs[1].weight],
+        allow_unused=True,
+        retain_graph=True,
+    )
+    for g in grads[2:]:
+        assert g is not None and g.abs().sum() > 0
+    for g in grads[:2]:
+        if through:
+            assert g is not None and g.abs().sum() > 0
+        else:
+            assert g is None or g.abs().sum() == 0
+    # the part classifiers' inputs train the backbone either way
+    g = torch.autograd.grad(sum(v.sum() for v in out.part_vecs), maps)
+    assert all(x.abs().sum() > 0 for x in g)
+
+
+def test_part_losses_see_the_main_path_without_grad():
+    neck = _neck()
+    with torch.no_grad():
+        out = neck(_maps())
+    assert out.part_feats[0] is out.feats[0]
+    assert out.part_excitations[1] is out.excitations[1]

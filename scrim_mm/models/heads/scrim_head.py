@@ -361,7 +361,10 @@ class SCRIMHead(ClsHead):
                 ] * self.contrastive_module(feats.part_embeds[i], labels)
             if self.diversity_module is not None:
                 losses[f'loss_diversity_{name}'] = self.diversity_module(
-                    part_attention_maps(feats.feats[i], feats.excitations[i])
+                    part_attention_maps(
+                        (feats.part_feats or feats.feats)[i],
+                        (feats.part_excitations or feats.excitations)[i],
+                    )
                 )
 
         if self.cal_acc:
