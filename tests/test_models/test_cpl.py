@@ -630,14 +630,18 @@ def test_cpl_only_image_classifier_trains():
     assert losses['loss_contrast_s4'] < first['loss_contrast_s4']
 
 
-@pytest.mark.parametrize('through', [False, True])
-def test_part_losses_reach_the_backbone_only_when_asked(through):
-    """The metric and diversity inputs train OSME and the embedding; the
-    stage maps get their gradient only with part_losses_train_backbone."""
+@pytest.mark.parametrize('metric', [False, True])
+@pytest.mark.parametrize('diversity', [False, True])
+def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
+    """Each part loss trains OSME (and the embedding); the stage maps get
+    its gradient only when the neck says so."""
     from scrim_mm.models.utils import part_attention_maps
 
     torch.manual_seed(0)
-    neck = _neck(part_losses_train_backbone=through)
+    neck = _neck(
+        metric_loss_trains_backbone=metric,
+        diversity_loss_trains_backbone=diversity,
+    )
     maps = tuple(m.requires_grad_() for m in _maps(batch=3))
     out = neck(maps)
     for s in range(2):
@@ -646,31 +650,35 @@ def test_part_losses_reach_the_backbone_only_when_asked(through):
             out.part_excitations[s], out.excitations[s]
         )
         torch.testing.assert_close(out.part_feats[s], out.feats[s])
-    part_loss = sum(e.square().sum() for e in out.part_embeds) + sum(
+        torch.testing.assert_close(
+            out.part_embeds[s], neck.projs[s](out.part_vecs[s])
+        )
+    metric_loss = sum(e.square().sum() for e in out.part_embeds)
+    diversity_loss = sum(
         part_attention_maps(f, m).square().sum()
         for f, m in zip(out.part_feats, out.part_excitations)
     )
-    grads = torch.autograd.grad(
-        part_loss,
-        list(maps) + [neck.osmes[0].excite_weight, neck.projs[1].weight],
-        allow_unused=True,
-        retain_graph=True,
-    )
-    for g in grads[2:]:
-        assert g is not None and g.abs().sum() > 0
-    for g in grads[:2]:
-        if through:
-            assert g is not None and g.abs().sum() > 0
-        else:
-            assert g is None or g.abs().sum() == 0
+    for loss, through in ((metric_loss, metric), (diversity_loss, diversity)):
+        grads = torch.autograd.grad(
+            loss,
+            list(maps) + [neck.osmes[0].excite_weight],
+            allow_unused=True,
+            retain_graph=True,
+        )
+        assert grads[2] is not None and grads[2].abs().sum() > 0
+        for g in grads[:2]:
+            if through:
+                assert g is not None and g.abs().sum() > 0
+            else:
+                assert g is None or g.abs().sum() == 0
     # the part classifiers' inputs train the backbone either way
     g = torch.autograd.grad(sum(v.sum() for v in out.part_vecs), maps)
     assert all(x.abs().sum() > 0 for x in g)
 
 
 def test_part_losses_see_the_main_path_without_grad():
-    neck = _neck()
+    neck = _neck(diversity_loss_trains_backbone=False)
     with torch.no_grad():
         out = neck(_maps())
-    assert out.part_feats[0] is out.feats[0]
-    assert out.part_excitations[1] is out.excitations[1]
+    torch.testing.assert_close(out.part_excitations[1], out.excitations[1])
+    assert not out.part_feats[0].requires_grad

@@ -110,14 +110,14 @@ def test_diversity_loss_separates_collapsed_parts():
 @pytest.mark.parametrize('through', [False, True])
 def test_head_diversity_term_reaches_osme_and_features(through):
     """The term trains OSME; the features only with
-    part_losses_train_backbone (off by default)."""
+    diversity_loss_trains_backbone (on by default)."""
     torch.manual_seed(0)
     neck = MODELS.build(
         dict(
             type='CPLNeck',
             in_channels=(16, 32),
             embed_dims=8,
-            part_losses_train_backbone=through,
+            diversity_loss_trains_backbone=through,
         )
     )
     head = MODELS.build(
