@@ -98,12 +98,13 @@ class CPLNeck(BaseModule):
             output tuple to use. None takes the last ``len(in_channels)``.
             Defaults to None.
         metric_loss_trains_backbone (bool): Whether the metric loss of
-            the head on ``part_embeds`` reaches the backbone. False: the
-            embeddings are computed from the detached stage maps and train
-            OSME and the embedding only. Trained from scratch on the hard
-            demo set, the metric loss pulled the backbone's pooled
-            features to one point per part within the first epoch and
-            kept them there (docs/part_benchmark.md). Defaults to False.
+            the head on ``part_embeds`` reaches the backbone, as in MAMC.
+            False: the embeddings are computed from the detached stage maps
+            and the loss trains OSME and the embedding only. Trained from
+            scratch on the hard demo set, the metric loss pulled the
+            backbone's pooled features to one point per part within the
+            first epoch and kept them there; the from-scratch demo configs
+            set False (docs/part_benchmark.md). Defaults to True.
         diversity_loss_trains_backbone (bool): Whether the diversity loss
             of the head on the part maps reaches the backbone. False: it
             sees the detached stage maps and can only move the
@@ -123,7 +124,7 @@ class CPLNeck(BaseModule):
         embed_dims: Optional[int] = 512,
         stage_names: Optional[Sequence[str]] = None,
         in_indices: Optional[Sequence[int]] = None,
-        metric_loss_trains_backbone: bool = False,
+        metric_loss_trains_backbone: bool = True,
         diversity_loss_trains_backbone: bool = True,
         init_cfg: Optional[dict] = None,
     ) -> None:
