@@ -142,3 +142,21 @@ def test_config_builds_and_runs(path):
             assert pred.pred_boxes.max() <= IMG
         else:
             assert 'pred_boxes' not in pred
+
+
+@pytest.mark.parametrize(
+    'name', ['scrim_r18_demo.py', 'scrim_r18_hard-demo.py']
+)
+def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
+    """The from-scratch settings measured by the part benchmark: the metric
+    loss trains OSME only, the diversity loss at a tenth of its weight;
+    the recipes keep the method's defaults."""
+    DefaultScope.get_instance(f'test-scratch-{name}', scope_name='mmpretrain')
+    cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / name))
+    model = MODELS.build(cfg.model)
+    assert model.neck.metric_loss_trains_backbone is False
+    assert model.neck.diversity_loss_trains_backbone is True
+    assert model.head.diversity_module.loss_weight == pytest.approx(0.1)
+    assert model.fpl_head.crops_train_backbone is False
+    recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
+    assert 'metric_loss_trains_backbone' not in recipe.model.get('neck', {})
