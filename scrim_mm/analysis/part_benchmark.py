@@ -293,8 +293,8 @@ def run_part_benchmark(
             )
     runs = []
     for seed in seeds:
-        run_dir = work_dir if len(seeds) == 1 else osp.join(
-            work_dir, f'seed{seed}'
+        run_dir = (
+            work_dir if len(seeds) == 1 else osp.join(work_dir, f'seed{seed}')
         )
         runs.append(_run_one_seed(cfg, run_dir, epochs, seed, ann_format))
     return mean_result(runs)
@@ -404,7 +404,10 @@ def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
             f'{run.scrim_top1 - run.plain_top1:+.1f}',
         ]
         for n in stages:
-            cells += [f"{run.fpl[n]['hit']:.1f}", f"{run.fpl[n]['chance']:.1f}"]
+            cells += [
+                f"{run.fpl[n]['hit']:.1f}",
+                f"{run.fpl[n]['chance']:.1f}",
+            ]
         rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 

@@ -118,11 +118,16 @@ def _result(seed, scrim, plain, hit_s3, chance_s3):
 
 
 def test_mean_over_seeds_and_its_tables():
-    runs = [_result(0, 80.0, 70.0, 40.0, 10.0), _result(1, 50.0, 60.0, 20.0, 30.0)]
+    runs = [
+        _result(0, 80.0, 70.0, 40.0, 10.0),
+        _result(1, 50.0, 60.0, 20.0, 30.0),
+    ]
     mean = mean_result(runs)
     assert mean.scrim_top1 == pytest.approx(65.0)
     assert mean.plain_top1 == pytest.approx(65.0)
-    assert mean.fpl['s3'] == dict(hit=30.0, chance=20.0, hit_any=50.0, object=60.0)
+    assert mean.fpl['s3'] == dict(
+        hit=30.0, chance=20.0, hit_any=50.0, object=60.0
+    )
     assert mean.cpl['s3'] == dict(CPL, peak_hit=5.0)
     assert mean.seed is None and mean.runs == runs
     table = format_part_benchmark(mean)

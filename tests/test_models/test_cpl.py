@@ -646,9 +646,7 @@ def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
     out = neck(maps)
     for s in range(2):
         # the same values as the main path
-        torch.testing.assert_close(
-            out.part_excitations[s], out.excitations[s]
-        )
+        torch.testing.assert_close(out.part_excitations[s], out.excitations[s])
         torch.testing.assert_close(out.part_feats[s], out.feats[s])
         torch.testing.assert_close(
             out.part_embeds[s], neck.projs[s](out.part_vecs[s])
