@@ -211,6 +211,12 @@ class CPLNeck(BaseModule):
         maps = self._select(inputs)
         enhanced, excitations, part_vecs, part_embeds = [], [], [], []
         part_feats, part_excitations = [], []
+        # The same values, cut from the backbone where a part loss must
+        # train OSME (and the embedding) only.
+        cut = torch.is_grad_enabled() and not (
+            self.metric_loss_trains_backbone
+            and self.diversity_loss_trains_backbone
+        )
         for i, x in enumerate(maps):
             squeeze = x.mean(dim=(2, 3))
             m = self.osmes[i](squeeze)  # (B, P, C)
@@ -228,12 +234,6 @@ class CPLNeck(BaseModule):
             vecs = pooled[:, None, :] * m
             part_vecs.append(vecs)
             excitations.append(m)
-            # The same values, cut from the backbone where a part loss
-            # must train OSME (and the embedding) only.
-            cut = torch.is_grad_enabled() and not (
-                self.metric_loss_trains_backbone
-                and self.diversity_loss_trains_backbone
-            )
             cut_m = self.osmes[i](squeeze.detach()) if cut else m
             if self.diversity_loss_trains_backbone:
                 part_feats.append(x)
