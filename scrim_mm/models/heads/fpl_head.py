@@ -122,6 +122,17 @@ class FPLHead(BaseModule):
             which breaks the bootstrap where a stage never selects the part
             and so never learns that it is informative. 0 turns it off.
             Defaults to 0.0.
+        random_train_parts (int): Of the ``M`` training regions of a stage,
+            how many are drawn uniformly at random from the anchors the
+            navigator did not pick, after its ``M - R`` picks. Their crops
+            go to the teacher and the ranking loss like the others, so the
+            ranking compares the navigator's picks with regions it scores
+            low: a navigator that has learned to avoid the part (e.g. from
+            a teacher that was wrong on it early in training) still sees
+            the part ranked above its picks, which score noise does not
+            ensure once the scores spread out. Inference is unaffected;
+            the fusion uses the first ``K`` picks, so ``K <= M - R``.
+            Defaults to 0.
         teach_on_image (bool): Also train every teacher on the pooled
             feature of the whole image (which always shows the part), so
             that the teacher can tell informative crops from the others
@@ -160,6 +171,7 @@ class FPLHead(BaseModule):
         stage_names: Optional[Sequence[str]] = None,
         teacher_per_stage: bool = False,
         explore: float = 0.0,
+        random_train_parts: int = 0,
         teach_on_image: bool = False,
         crops_train_backbone: bool = True,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -271,6 +283,15 @@ class FPLHead(BaseModule):
                 'off'
             )
         self.explore = float(explore)
+        if not 0 <= random_train_parts <= num_train_parts - num_test_parts:
+            raise ValueError(
+                f'random_train_parts={random_train_parts}: must be in [0, '
+                f'num_train_parts - num_test_parts] = [0, '
+                f'{num_train_parts - num_test_parts}], since the fusion '
+                'uses the navigator\'s first K picks; lower it or raise '
+                'num_train_parts'
+            )
+        self.random_train_parts = int(random_train_parts)
         self.teach_on_image = bool(teach_on_image)
         self.crops_train_backbone = bool(crops_train_backbone)
         self.teacher_per_stage = bool(teacher_per_stage)
@@ -385,12 +406,36 @@ class FPLHead(BaseModule):
                 select = all_scores
                 if self.training and self.explore > 0:
                     select = self._perturb(all_scores)
+                num_random = self.random_train_parts if self.training else 0
                 keep = batched_hard_nms(
-                    anchors, select, self.nms_iou, num_parts
+                    anchors, select, self.nms_iou, num_parts - num_random
                 )
+                if num_random:
+                    keep = torch.cat(
+                        [keep, self._random_regions(keep, anchors, num_random)],
+                        dim=1,
+                    )
                 boxes.append(anchors[keep])
                 scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
+
+    @staticmethod
+    def _random_regions(keep: Tensor, anchors: Tensor, num: int) -> Tensor:
+        """Draw ``num`` distinct anchors per image that are not in ``keep``.
+
+        Args:
+            keep (Tensor): The navigator's picks (B, N), long.
+            anchors (Tensor): The anchors (A, 4).
+            num (int): Regions to draw per image.
+
+        Returns:
+            Tensor: Long indices (B, num) into the anchors.
+        """
+        draw = torch.rand(
+            keep.shape[0], anchors.shape[0], device=keep.device
+        )
+        draw.scatter_(1, keep, -1.0)
+        return draw.topk(num, dim=1).indices
 
     def _perturb(self, scores: Tensor) -> Tensor:
         """Scores with exploration noise, for the training selection only.
