@@ -557,6 +557,49 @@ def test_fpl_head_explore_perturbs_training_selection_only():
         r18_head(explore=-1)
 
 
+def test_fpl_head_random_train_parts_follow_the_navigator_picks():
+    torch.manual_seed(0)
+    picker = r18_head(num_train_parts=3, num_test_parts=2)
+    mixed = r18_head(num_train_parts=5, num_test_parts=2, random_train_parts=2)
+    mixed.load_state_dict(picker.state_dict())
+    feats = r18_feats(num_imgs=3)
+    picker.train()
+    mixed.train()
+    boxes_p, scores_p = picker(feats, (128, 128))
+    torch.manual_seed(1)
+    boxes_m, scores_m = mixed(feats, (128, 128))
+    assert boxes_m.shape == (3, 2, 5, 4) and scores_m.shape == (3, 2, 5)
+    # The first M - R regions are the navigator's NMS picks ...
+    torch.testing.assert_close(boxes_m[:, :, :3], boxes_p)
+    torch.testing.assert_close(scores_m[:, :, :3], scores_p)
+    for s in range(2):
+        anchors = mixed.get_anchors(s, (128, 128), torch.device('cpu'))
+        all_scores = mixed._navigate(s, feats[s])
+        for b in range(3):
+            idx = [
+                int(((anchors - box).abs().sum(1) < 1e-4).nonzero()[0])
+                for box in boxes_m[b, s]
+            ]
+            # ... the last R are other anchors, all distinct, and every
+            # score is the plain score of its anchor.
+            assert len(set(idx)) == 5
+            torch.testing.assert_close(scores_m[b, s], all_scores[b, idx])
+    # The draw changes from step to step.
+    torch.manual_seed(2)
+    assert not torch.equal(
+        mixed(feats, (128, 128))[0][:, :, 3:], boxes_m[:, :, 3:]
+    )
+    # Inference keeps the K navigator picks only.
+    picker.eval()
+    mixed.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            mixed(feats, (128, 128))[0], picker(feats, (128, 128))[0]
+        )
+    with pytest.raises(ValueError, match=r'random_train_parts=3: .*\[0, 2\]'):
+        r18_head(num_train_parts=4, num_test_parts=2, random_train_parts=3)
+
+
 def test_fpl_head_teacher_per_stage():
     torch.manual_seed(0)
     head = r18_head(teacher_per_stage=True)

@@ -288,7 +288,7 @@ class FPLHead(BaseModule):
                 f'random_train_parts={random_train_parts}: must be in [0, '
                 f'num_train_parts - num_test_parts] = [0, '
                 f'{num_train_parts - num_test_parts}], since the fusion '
-                'uses the navigator\'s first K picks; lower it or raise '
+                "uses the navigator's first K picks; lower it or raise "
                 'num_train_parts'
             )
         self.random_train_parts = int(random_train_parts)
@@ -412,7 +412,10 @@ class FPLHead(BaseModule):
                 )
                 if num_random:
                     keep = torch.cat(
-                        [keep, self._random_regions(keep, anchors, num_random)],
+                        [
+                            keep,
+                            self._random_regions(keep, anchors, num_random),
+                        ],
                         dim=1,
                     )
                 boxes.append(anchors[keep])
@@ -431,9 +434,7 @@ class FPLHead(BaseModule):
         Returns:
             Tensor: Long indices (B, num) into the anchors.
         """
-        draw = torch.rand(
-            keep.shape[0], anchors.shape[0], device=keep.device
-        )
+        draw = torch.rand(keep.shape[0], anchors.shape[0], device=keep.device)
         draw.scatter_(1, keep, -1.0)
         return draw.topk(num, dim=1).indices
 
