@@ -1,6 +1,7 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """FPL: fine parts localization (dual navigator / teacher head)."""
 
+import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -133,6 +134,15 @@ class FPLHead(BaseModule):
             ensure once the scores spread out. Inference is unaffected;
             the fusion uses the first ``K`` picks, so ``K <= M - R``.
             Defaults to 0.
+        rank_cap_at_chance (bool): Cap the teacher losses that order the
+            ranking pairs at chance, ``ln(num_classes)``: regions on which
+            the teacher gives the true class less than a uniform guess tie,
+            and no pair between them is ranked. From scratch, the teacher
+            is confidently wrong on many regions early in training, and
+            the plain ranking then prefers the regions it is unsure about
+            (background, zero padding) to those with the part, so that the
+            navigator learns to avoid the part. Defaults to False
+            (NTS-Net).
         teach_on_image (bool): Also train every teacher on the pooled
             feature of the whole image (which always shows the part), so
             that the teacher can tell informative crops from the others
@@ -172,6 +182,7 @@ class FPLHead(BaseModule):
         teacher_per_stage: bool = False,
         explore: float = 0.0,
         random_train_parts: int = 0,
+        rank_cap_at_chance: bool = False,
         teach_on_image: bool = False,
         crops_train_backbone: bool = True,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -292,6 +303,7 @@ class FPLHead(BaseModule):
                 'num_train_parts'
             )
         self.random_train_parts = int(random_train_parts)
+        self.rank_cap_at_chance = bool(rank_cap_at_chance)
         self.teach_on_image = bool(teach_on_image)
         self.crops_train_backbone = bool(crops_train_backbone)
         self.teacher_per_stage = bool(teacher_per_stage)
@@ -573,6 +585,10 @@ class FPLHead(BaseModule):
                 part_losses = F.cross_entropy(
                     stage_logits, targets, reduction='none'
                 )
+                if self.rank_cap_at_chance:
+                    part_losses = part_losses.clamp(
+                        max=math.log(self.num_classes)
+                    )
             losses[f'loss_rank_{name}'] = self.loss_rank(
                 scores[:, i], part_losses.view(num_imgs, num_parts)
             )
