@@ -600,6 +600,36 @@ def test_fpl_head_random_train_parts_follow_the_navigator_picks():
         r18_head(num_train_parts=4, num_test_parts=2, random_train_parts=3)
 
 
+@pytest.mark.parametrize('cap', [False, True])
+def test_fpl_head_rank_cap_at_chance_ties_worse_than_guessing(cap):
+    head = r18_head(rank_cap_at_chance=cap)
+    # A teacher that reads its logits off the first 5 feature channels.
+    with torch.no_grad():
+        for fc in head.teacher_fcs:
+            fc.weight.zero_()
+            fc.weight[:, :5] = torch.eye(5)
+            fc.bias.zero_()
+    # One image of class 0, three regions per stage: true-class logit 5
+    # (CE 0.027), -1 (CE 2.47) and -2 (CE 3.40); chance is ln 5 = 1.61.
+    feats = torch.zeros(1, 2, 3, 512)
+    feats[0, :, :, 0] = torch.tensor([5.0, -1.0, -2.0])
+    scores = torch.zeros(1, 2, 3, requires_grad=True)
+    losses = head.loss(feats, scores, torch.tensor([0]))
+    # Equal scores: every ranked pair costs the margin, 1. Without the
+    # cap the pairs are (0, 1), (0, 2) and (1, 2); with it, regions 1 and
+    # 2 are both worse than guessing and tie.
+    expected = 2.0 if cap else 3.0
+    for name in ('s3', 's4'):
+        assert losses[f'loss_rank_{name}'].item() == pytest.approx(expected)
+    losses['loss_rank_s4'].backward()
+    grad = scores.grad[0, 1]
+    if cap:
+        # Region 0 is pushed up against both; 1 and 2 down once each.
+        torch.testing.assert_close(grad, torch.tensor([-2.0, 1.0, 1.0]))
+    else:
+        torch.testing.assert_close(grad, torch.tensor([-2.0, 0.0, 2.0]))
+
+
 def test_fpl_head_teacher_per_stage():
     torch.manual_seed(0)
     head = r18_head(teacher_per_stage=True)
