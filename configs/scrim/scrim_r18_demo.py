@@ -43,11 +43,15 @@ model = dict(
         # From scratch, the navigators must find the part before their
         # crops tell the class (part benchmark, README): every stage gets
         # its own teacher, trained on the whole image too, as a probe of
-        # the backbone; the selection explores in training.
+        # the backbone; the selection explores in training; regions on
+        # which the teacher is worse than a guess are not ranked (it is
+        # confidently wrong on many of them early in training, and the
+        # plain ranking then teaches the navigators to avoid the part).
         teacher_per_stage=True,
         teach_on_image=True,
         crops_train_backbone=False,
         explore=0.5,
+        rank_cap_at_chance=True,
     ),
 )
 

@@ -22,14 +22,16 @@ classes = [
 # NTS-Net's anchor sizes (1.5x the level stride) are made for 448 px inputs;
 # at 128 px its stage-4 pyramid (60-373 px boxes) covers the whole image, so
 # a region "localises" nothing. The levels whose anchors are as large as the
-# image are dropped: stage 3 keeps 30-76 px boxes, stage 4 its 60-76 px ones.
+# image are dropped: stage 3 keeps 30-76 px boxes; stage 4 keeps one level,
+# with boxes of 40-51 px (size = its stride), a third of the image side, so
+# that landing on the mark is not the chance of a box half the image wide.
 _scales = (2 ** (1 / 3), 2 ** (2 / 3))
 model = dict(
     num_classes=num_classes,
     fpl_head=dict(
         anchor_cfgs=[
             dict(strides=(16, 32), sizes=(24, 48), scales=(_scales, _scales)),
-            dict(strides=(32,), sizes=(48,), scales=(_scales,)),
+            dict(strides=(32,), sizes=(32,), scales=(_scales,)),
         ],
     ),
 )

@@ -158,5 +158,24 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     assert model.neck.diversity_loss_trains_backbone is True
     assert model.head.diversity_module.loss_weight == pytest.approx(0.1)
     assert model.fpl_head.crops_train_backbone is False
+    assert model.fpl_head.rank_cap_at_chance is True
     recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
     assert 'metric_loss_trains_backbone' not in recipe.model.get('neck', {})
+    assert 'rank_cap_at_chance' not in recipe.model.get('fpl_head', {})
+    recipe_model = MODELS.build(recipe.model)
+    assert recipe_model.fpl_head.rank_cap_at_chance is False
+
+
+def test_hard_demo_anchors_fit_a_128px_image():
+    """The part benchmark's regions: stage 3 of 30-76 px, stage 4 of
+    40-51 px (square root of the box area), none as large as the image."""
+    DefaultScope.get_instance('test-hard-anchors', scope_name='mmpretrain')
+    cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r18_hard-demo.py'))
+    head = MODELS.build(cfg.model).fpl_head
+    for stage, (low, high) in enumerate(((30, 76), (40, 51))):
+        anchors = head.get_anchors(stage, (128, 128), torch.device('cpu'))
+        sides = (
+            (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
+        ).sqrt()
+        assert sides.min() == pytest.approx(low, abs=1)
+        assert sides.max() == pytest.approx(high, abs=1)
