@@ -152,12 +152,14 @@ def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, demo_config):
     for key, value in first['params'].items():
         assert torch.equal(value, second['params'][key]), key
     # Training moved every parameter, except navigator levels whose anchors
-    # NMS did not select at 64 px (their scores get zero gradients, as in
-    # NTS-Net) and a few batch-norm scales of the deep stages, whose
-    # channels are dead on every position of these tiny maps (the demo
-    # config's crops do not train the backbone); DDP without
-    # find_unused_parameters would have stopped at the second step had any
-    # parameter been left out of the graph.
+    # NMS did not select at 64 px, or whose selected regions the ranking
+    # left unordered (the demo config ties the regions on which the
+    # teacher is worse than chance, most of them in the first steps):
+    # their scores get zero gradients, as in NTS-Net. And a few batch-norm
+    # scales of the deep stages, whose channels are dead on every position
+    # of these tiny maps (the demo config's crops do not train the
+    # backbone). DDP without find_unused_parameters would have stopped at
+    # the second step had any parameter been left out of the graph.
     frozen = [
         k
         for k, v in first['params'].items()
@@ -168,7 +170,14 @@ def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, demo_config):
         or (k.startswith('backbone.layer') and '.bn' in k)
         for k in frozen
     ), frozen
-    assert len(frozen) < 0.1 * len(first['params'])
+    assert len(frozen) < 0.15 * len(first['params'])
+    # Every navigator learned: its first level (the finest anchors, most of
+    # the selected regions) moved.
+    for stage in range(2):
+        assert f'fpl_head.navigators.{stage}.convs.0.weight' not in frozen
+        assert (
+            f'fpl_head.navigators.{stage}.score_convs.0.weight' not in frozen
+        )
 
     # The class-balanced sampler: one seed, disjoint batches per rank.
     sampled = first['sampled']
