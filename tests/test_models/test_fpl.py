@@ -598,6 +598,11 @@ def test_fpl_head_random_train_parts_follow_the_navigator_picks():
         )
     with pytest.raises(ValueError, match=r'random_train_parts=3: .*\[0, 2\]'):
         r18_head(num_train_parts=4, num_test_parts=2, random_train_parts=3)
+    # More regions than anchors cannot be distinct.
+    with pytest.raises(ValueError, match=r'random_train_parts=2: only 6 '):
+        FPLHead._random_regions(
+            torch.zeros(1, 5, dtype=torch.long), torch.zeros(6, 4), 2
+        )
 
 
 @pytest.mark.parametrize('cap', [False, True])

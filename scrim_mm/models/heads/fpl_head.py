@@ -446,6 +446,12 @@ class FPLHead(BaseModule):
         Returns:
             Tensor: Long indices (B, num) into the anchors.
         """
+        if anchors.shape[0] < keep.shape[1] + num:
+            raise ValueError(
+                f'random_train_parts={num}: only {anchors.shape[0]} anchors '
+                f'for {keep.shape[1]} navigator picks and {num} random '
+                'regions; lower num_train_parts or use more anchors'
+            )
         draw = torch.rand(keep.shape[0], anchors.shape[0], device=keep.device)
         draw.scatter_(1, keep, -1.0)
         return draw.topk(num, dim=1).indices
