@@ -11,6 +11,7 @@ from mmpretrain.structures import DataSample
 
 import scrim_mm  # noqa: F401
 from scrim_mm.models.necks import CPLOutput
+from scrim_mm.models.utils import part_attention_maps
 
 from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
 
@@ -457,6 +458,23 @@ def test_head_contrastive_weights_per_stage():
     for s, w in zip(('s3', 's4'), (0.25, 0.5)):
         expect = w * loss_fn(out.part_embeds[('s3', 's4').index(s)], labels)
         torch.testing.assert_close(losses[f'loss_contrast_{s}'], expect)
+
+
+def test_head_diversity_weights_per_stage():
+    out, fpl = _head_inputs()
+    samples = _samples([0, 1, 0, 1])
+    plain = _head().loss(out, samples, fpl)
+    weighted = _head(diversity_weights=(0.3, 0.2)).loss(out, samples, fpl)
+    loss_fn = MODELS.build(dict(type='PartDiversityLoss'))
+    for i, (s, w) in enumerate(zip(('s3', 's4'), (0.3, 0.2))):
+        maps = part_attention_maps(out.feats[i], out.excitations[i])
+        expect = loss_fn(maps)
+        assert expect.item() > 0.01
+        # None weights every stage 1.0
+        torch.testing.assert_close(plain[f'loss_diversity_{s}'], expect)
+        torch.testing.assert_close(weighted[f'loss_diversity_{s}'], w * expect)
+    with pytest.raises(ValueError, match=r'^diversity_weights=\(1.0,\): 1'):
+        _head(diversity_weights=(1.0,))
 
 
 def test_head_loss_with_gt_score():

@@ -48,6 +48,22 @@ def test_loss_hand_computation():
     assert heavy(maps).item() == pytest.approx(3 * expected.item(), rel=1e-5)
 
 
+def test_low_sharpness_loss_follows_map_correlation():
+    """As sharpness goes to 0, 1 - L tends to s^2 (1 - Pearson r)."""
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(4, 2, 8, 8, generator=g)
+    maps[1, 1] = maps[1, 0] * 2 + 1  # r = 1
+    maps[2, 1] = -maps[2, 0]  # r = -1
+    centred = maps.flatten(2) - maps.flatten(2).mean(dim=2, keepdim=True)
+    unit = torch.nn.functional.normalize(centred, dim=2)
+    r = (unit[:, 0] * unit[:, 1]).sum(dim=1)
+    s = 0.02
+    loss = MODELS.build(dict(type='PartDiversityLoss', sharpness=s))
+    got = torch.stack([(1 - loss(maps[i : i + 1])) / s**2 for i in range(4)])
+    torch.testing.assert_close(got, 1 - r, atol=0.02, rtol=0.02)
+    assert got[1].abs() < 0.02 and (got[2] - 2).abs() < 0.02
+
+
 def test_loss_errors_name_the_problem():
     with pytest.raises(ValueError, match='sharpness=0'):
         MODELS.build(dict(type='PartDiversityLoss', sharpness=0))

@@ -84,6 +84,10 @@ class SCRIMHead(ClsHead):
             keeps the ``P`` parts from attending to the same place; None
             disables it. Defaults to
             ``dict(type='PartDiversityLoss', loss_weight=1.0)``.
+        diversity_weights (Sequence[float], optional): Per-stage
+            multipliers of the diversity loss, e.g. a larger one for a
+            stage whose parts stay correlated. None weights every stage
+            1.0. Defaults to None.
         pred_mode (str): ``'fused'`` predicts from the fused logits,
             ``'sum'`` from the sum of fused, raw and CPL logits (Cross-X
             style). Defaults to ``'fused'``.
@@ -125,6 +129,7 @@ class SCRIMHead(ClsHead):
         diversity_loss: Optional[dict] = dict(  # noqa: B006
             type='PartDiversityLoss', loss_weight=1.0
         ),
+        diversity_weights: Optional[Sequence[float]] = None,
         pred_mode: str = 'fused',
         stage_names: Optional[Sequence[str]] = None,
         topk: Union[int, Tuple[int, ...]] = (1,),
@@ -174,9 +179,13 @@ class SCRIMHead(ClsHead):
             )
         self.stage_names = tuple(stage_names)
         self.contrastive_weights = tuple(contrastive_weights)
+        if diversity_weights is None:
+            diversity_weights = (1.0,) * num_stages
+        self.diversity_weights = tuple(diversity_weights)
         for key, value in (
             ('stage_names', self.stage_names),
             ('contrastive_weights', self.contrastive_weights),
+            ('diversity_weights', self.diversity_weights),
         ):
             if len(value) != num_stages:
                 raise ValueError(
@@ -360,7 +369,9 @@ class SCRIMHead(ClsHead):
                     i
                 ] * self.contrastive_module(feats.part_embeds[i], labels)
             if self.diversity_module is not None:
-                losses[f'loss_diversity_{name}'] = self.diversity_module(
+                losses[f'loss_diversity_{name}'] = self.diversity_weights[
+                    i
+                ] * self.diversity_module(
                     part_attention_maps(
                         (feats.part_feats or feats.feats)[i],
                         (feats.part_excitations or feats.excitations)[i],

@@ -29,6 +29,13 @@ class PartDiversityLoss(nn.Module):
     when two parts peak at the same place and near 0 when their mass is
     disjoint. With one part the loss is zero.
 
+    ``sharpness`` sets what is compared. High values compare the peaks
+    only. As it goes to 0 the loss tends to ``1 - s^2 (1 - r)``, where
+    ``s`` is the sharpness and ``r`` the Pearson correlation of the two
+    maps: the whole layout is compared, but the gradient shrinks with
+    ``s^2``. On the hard demo set, sharpness 1.0 at weight 0.2 left the
+    stage-3 maps more correlated (0.96) than 2.0 did (0.73).
+
     Args:
         sharpness (float): Multiplier of the standardised maps before the
             spatial softmax; higher values compare the peaks only.
