@@ -692,6 +692,36 @@ def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
     assert all(x.abs().sum() > 0 for x in g)
 
 
+def test_diversity_loss_reaches_the_backbone_per_stage():
+    """(False, True): the stage-3 diversity term trains OSME only, the
+    stage-4 one reaches the stage map too."""
+    from scrim_mm.models.utils import part_attention_maps
+
+    torch.manual_seed(0)
+    neck = _neck(diversity_loss_trains_backbone=(False, True))
+    assert neck.diversity_loss_trains_backbone == (False, True)
+    maps = tuple(m.requires_grad_() for m in _maps(batch=3))
+    out = neck(maps)
+    for s, through in enumerate((False, True)):
+        loss = (
+            part_attention_maps(out.part_feats[s], out.part_excitations[s])
+            .square()
+            .sum()
+        )
+        to_map, to_osme = torch.autograd.grad(
+            loss,
+            [maps[s], neck.osmes[s].excite_weight],
+            allow_unused=True,
+            retain_graph=True,
+        )
+        assert to_osme.abs().sum() > 0
+        assert (to_map is not None and to_map.abs().sum() > 0) == through
+    with pytest.raises(ValueError, match=r'^diversity_loss_trains_backbone'):
+        _neck(diversity_loss_trains_backbone=(True, True, False))
+    with pytest.raises(TypeError, match="^diversity_loss_trains_backbone='no"):
+        _neck(diversity_loss_trains_backbone='no')
+
+
 def test_part_losses_see_the_main_path_without_grad():
     neck = _neck(diversity_loss_trains_backbone=False)
     with torch.no_grad():

@@ -30,7 +30,8 @@ class CPLOutput(NamedTuple):
             ``metric_loss_trains_backbone``.
         part_feats (tuple[torch.Tensor]): The stage maps as the diversity
             loss sees them: ``feats``, detached from the backbone unless
-            the neck's ``diversity_loss_trains_backbone``. Empty means
+            the neck's ``diversity_loss_trains_backbone`` for the stage.
+            Empty means
             ``feats``.
         part_excitations (tuple[torch.Tensor]): The excitations as the
             diversity loss sees them: the values of ``excitations``, from
@@ -105,11 +106,12 @@ class CPLNeck(BaseModule):
             backbone's pooled features to one point per part within the
             first epoch and kept them there; the from-scratch demo configs
             set False (docs/part_benchmark.md). Defaults to True.
-        diversity_loss_trains_backbone (bool): Whether the diversity loss
-            of the head on the part maps reaches the backbone. False: it
-            sees the detached stage maps and can only move the
-            excitations, which on the hard demo set left the stage-4 parts
-            on the same place in 76-95 % of images. Defaults to True.
+        diversity_loss_trains_backbone (bool | Sequence[bool]): Whether
+            the diversity loss of the head on the part maps reaches the
+            backbone, one for all stages or one per stage. False: it sees
+            the detached stage maps and can only move the excitations,
+            which on the hard demo set left the stage-4 parts on the same
+            place in 76-95 % of images. Defaults to True.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -125,12 +127,11 @@ class CPLNeck(BaseModule):
         stage_names: Optional[Sequence[str]] = None,
         in_indices: Optional[Sequence[int]] = None,
         metric_loss_trains_backbone: bool = True,
-        diversity_loss_trains_backbone: bool = True,
+        diversity_loss_trains_backbone: Union[bool, Sequence[bool]] = True,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.metric_loss_trains_backbone = metric_loss_trains_backbone
-        self.diversity_loss_trains_backbone = diversity_loss_trains_backbone
         require('CPLNeck', in_channels=in_channels)
         if isinstance(in_channels, int):
             in_channels = (in_channels,)
@@ -146,6 +147,17 @@ class CPLNeck(BaseModule):
         self.stage_names = _per_stage(
             tuple(stage_names), num_stages, 'stage_names'
         )
+        self.diversity_loss_trains_backbone = _per_stage(
+            diversity_loss_trains_backbone,
+            num_stages,
+            'diversity_loss_trains_backbone',
+        )
+        for value in self.diversity_loss_trains_backbone:
+            if not isinstance(value, bool):
+                raise TypeError(
+                    f'diversity_loss_trains_backbone={value!r}: expected '
+                    'True or False, one for all stages or one per stage'
+                )
         self.num_parts = num_parts
         self.reductions = _per_stage(reduction, num_stages, 'reduction')
         self.pools = _per_stage(pool, num_stages, 'pool')
@@ -213,11 +225,11 @@ class CPLNeck(BaseModule):
         part_feats, part_excitations = [], []
         # The same values, cut from the backbone where a part loss must
         # train OSME (and the embedding) only.
-        cut = torch.is_grad_enabled() and not (
-            self.metric_loss_trains_backbone
-            and self.diversity_loss_trains_backbone
-        )
         for i, x in enumerate(maps):
+            through = self.diversity_loss_trains_backbone[i]
+            cut = torch.is_grad_enabled() and not (
+                self.metric_loss_trains_backbone and through
+            )
             squeeze = x.mean(dim=(2, 3))
             m = self.osmes[i](squeeze)  # (B, P, C)
             enhanced.append(x * m.mean(dim=1)[:, :, None, None])
@@ -235,7 +247,7 @@ class CPLNeck(BaseModule):
             part_vecs.append(vecs)
             excitations.append(m)
             cut_m = self.osmes[i](squeeze.detach()) if cut else m
-            if self.diversity_loss_trains_backbone:
+            if through:
                 part_feats.append(x)
                 part_excitations.append(m)
             else:
