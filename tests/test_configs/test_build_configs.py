@@ -149,14 +149,18 @@ def test_config_builds_and_runs(path):
 )
 def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     """The from-scratch settings measured by the part benchmark: the metric
-    loss trains OSME only, the diversity loss at a fifth of its weight;
-    the recipes keep the method's defaults."""
+    loss trains OSME only, the diversity loss at 0.3 on stage 3 and 0.2 on
+    stage 4; the recipes keep the method's defaults."""
     DefaultScope.get_instance(f'test-scratch-{name}', scope_name='mmpretrain')
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / name))
     model = MODELS.build(cfg.model)
     assert model.neck.metric_loss_trains_backbone is False
-    assert model.neck.diversity_loss_trains_backbone is True
-    assert model.head.diversity_module.loss_weight == pytest.approx(0.2)
+    assert model.neck.diversity_loss_trains_backbone == (True, True)
+    weights = [
+        model.head.diversity_module.loss_weight * w
+        for w in model.head.diversity_weights
+    ]
+    assert weights == pytest.approx([0.3, 0.2])
     assert model.fpl_head.crops_train_backbone is False
     assert model.fpl_head.rank_cap_at_chance is True
     recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
@@ -164,6 +168,8 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     assert 'rank_cap_at_chance' not in recipe.model.get('fpl_head', {})
     recipe_model = MODELS.build(recipe.model)
     assert recipe_model.fpl_head.rank_cap_at_chance is False
+    assert recipe_model.head.diversity_weights == (1.0, 1.0)
+    assert recipe_model.neck.diversity_loss_trains_backbone == (True, True)
 
 
 def test_hard_demo_anchors_fit_a_128px_image():
