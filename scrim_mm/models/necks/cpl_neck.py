@@ -31,8 +31,7 @@ class CPLOutput(NamedTuple):
         part_feats (tuple[torch.Tensor]): The stage maps as the diversity
             loss sees them: ``feats``, detached from the backbone unless
             the neck's ``diversity_loss_trains_backbone`` for the stage.
-            Empty means
-            ``feats``.
+            Empty means ``feats``.
         part_excitations (tuple[torch.Tensor]): The excitations as the
             diversity loss sees them: the values of ``excitations``, from
             the detached squeeze (their gradient reaches OSME, not the
