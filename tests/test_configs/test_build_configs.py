@@ -149,8 +149,9 @@ def test_config_builds_and_runs(path):
 )
 def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     """The from-scratch settings measured by the part benchmark: the metric
-    loss trains OSME only, the diversity loss at 0.3 on stage 3 and 0.2 on
-    stage 4; the recipes keep the method's defaults."""
+    loss trains OSME only, the diversity loss at 0.2 (0.3 on stage 3 of
+    the part benchmark's config); the recipes keep the method's
+    defaults."""
     DefaultScope.get_instance(f'test-scratch-{name}', scope_name='mmpretrain')
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / name))
     model = MODELS.build(cfg.model)
@@ -160,7 +161,8 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
         model.head.diversity_module.loss_weight * w
         for w in model.head.diversity_weights
     ]
-    assert weights == pytest.approx([0.3, 0.2])
+    expected = [0.3, 0.2] if 'hard' in name else [0.2, 0.2]
+    assert weights == pytest.approx(expected)
     assert model.fpl_head.crops_train_backbone is False
     assert model.fpl_head.rank_cap_at_chance is True
     recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
