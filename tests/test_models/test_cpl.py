@@ -653,8 +653,6 @@ def test_cpl_only_image_classifier_trains():
 def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
     """Each part loss trains OSME (and the embedding); the stage maps get
     its gradient only when the neck says so."""
-    from scrim_mm.models.utils import part_attention_maps
-
     torch.manual_seed(0)
     neck = _neck(
         metric_loss_trains_backbone=metric,
@@ -695,8 +693,6 @@ def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
 def test_diversity_loss_reaches_the_backbone_per_stage():
     """(False, True): the stage-3 diversity term trains OSME only, the
     stage-4 one reaches the stage map too."""
-    from scrim_mm.models.utils import part_attention_maps
-
     torch.manual_seed(0)
     neck = _neck(diversity_loss_trains_backbone=(False, True))
     assert neck.diversity_loss_trains_backbone == (False, True)
