@@ -115,3 +115,46 @@ def test_missing_arguments_fail(repo_root, tmp_path):
         text=True,
     )
     assert proc.returncode != 0
+
+
+def test_gpu_check_runs_every_step_and_lists_the_failures(repo_root, tmp_path):
+    """``gpu_check.sh`` (a one-off check on a lent GPU) runs all its steps
+    when one fails, names the failed ones and exits non-zero."""
+    log = tmp_path / 'calls.log'
+    fake = tmp_path / 'python'
+    fake.write_text(
+        '#!/usr/bin/env bash\n'
+        # one line per call (the CUDA probe's -c code spans three)
+        'echo "$*" | tr "\\n" " " >> "$LOG"; echo >> "$LOG"\n'
+        'case "$*" in *benchmark.py*--amp*) exit 3;; esac\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = subprocess.run(
+        [
+            'bash',
+            osp.join(repo_root, 'tools', 'analysis', 'gpu_check.sh'),
+            str(tmp_path / 'out'),
+        ],
+        env=dict(os.environ, PYTHON=str(fake), LOG=str(log)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith('-c import torch')
+    assert 'tests/test_models/test_cuda.py' in calls[1]
+    assert 'benchmark.py' in calls[2] and '--amp' not in calls[2]
+    assert 'benchmark.py' in calls[3] and '--amp' in calls[3]
+    assert 'make_demo_dataset.py' in calls[4]
+    assert 'tools/train.py' in calls[5] and '--amp' in calls[5]
+    assert len(calls) == 6
+    failed = [
+        line for line in proc.stdout.splitlines() if line.startswith('!!')
+    ]
+    assert failed == [
+        '!! benchmark --device cuda --amp failed (exit 3)',
+        '!! checkpoint written failed (exit 1)',
+        '!! failed: benchmark --device cuda --amp',
+        '!! failed: checkpoint written',
+    ]

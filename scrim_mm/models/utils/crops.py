@@ -60,9 +60,16 @@ def crop_regions(
         out_size = (out_size, out_size)
     out_size = (int(out_size[0]), int(out_size[1]))
     num_imgs, num_boxes = boxes.shape[:2]
-    batch_idx = torch.arange(
-        num_imgs, device=boxes.device, dtype=inputs.dtype
-    ).repeat_interleave(num_boxes)
+    # Image index of every box. ``expand`` rather than
+    # ``repeat_interleave(num_boxes)``: under ``torch.jit.trace`` (the FLOP
+    # counter, ONNX export) ``num_boxes`` is a CPU tensor, which
+    # ``repeat_interleave`` refuses next to CUDA inputs.
+    batch_idx = (
+        torch.arange(num_imgs, device=boxes.device, dtype=inputs.dtype)
+        .view(-1, 1)
+        .expand(num_imgs, num_boxes)
+        .reshape(-1)
+    )
     rois = torch.cat(
         [batch_idx[:, None], boxes.detach().reshape(-1, 4).to(inputs.dtype)],
         dim=1,
