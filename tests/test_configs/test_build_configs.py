@@ -174,6 +174,35 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     assert recipe_model.neck.diversity_loss_trains_backbone == (True, True)
 
 
+def test_hard_demo_navigators_learn_at_a_third_of_the_rate():
+    """The part benchmark's config trains the navigators at 0.3x the
+    learning rate and every other parameter at the full rate; its plain
+    twin, which has no navigator, keeps one rate for all."""
+    from mmengine.optim import build_optim_wrapper
+
+    from scrim_mm.analysis.part_benchmark import plain_config
+
+    DefaultScope.get_instance('test-hard-nav-lr', scope_name='mmpretrain')
+    cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r18_hard-demo.py'))
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    for config, expect_navigators in ((cfg, True), (plain_config(cfg), False)):
+        model = MODELS.build(config.model)
+        wrapper = build_optim_wrapper(model, config.optim_wrapper)
+        lr_of = {
+            id(p): group['lr']
+            for group in wrapper.optimizer.param_groups
+            for p in group['params']
+        }
+        navigators = 0
+        for name, param in model.named_parameters():
+            if name.startswith('fpl_head.navigators.'):
+                navigators += 1
+                assert lr_of[id(param)] == pytest.approx(0.3 * base_lr), name
+            else:
+                assert lr_of[id(param)] == pytest.approx(base_lr), name
+        assert (navigators > 0) is expect_navigators
+
+
 def test_hard_demo_anchors_fit_a_128px_image():
     """The part benchmark's regions: stage 3 of 30-76 px, stage 4 of
     40-51 px (square root of the box area), none as large as the image."""
