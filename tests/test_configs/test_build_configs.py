@@ -12,9 +12,12 @@ import math
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+from scrim_mm.analysis.part_benchmark import plain_config
 
 from ._shared import (
     CONFIG_DIR,
@@ -178,10 +181,6 @@ def test_hard_demo_navigators_learn_at_a_third_of_the_rate():
     """The part benchmark's config trains the navigators at 0.3x the
     learning rate and every other parameter at the full rate; its plain
     twin, which has no navigator, keeps one rate for all."""
-    from mmengine.optim import build_optim_wrapper
-
-    from scrim_mm.analysis.part_benchmark import plain_config
-
     DefaultScope.get_instance('test-hard-nav-lr', scope_name='mmpretrain')
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r18_hard-demo.py'))
     base_lr = cfg.optim_wrapper.optimizer.lr

@@ -95,8 +95,8 @@ def test_cuda_fp16_train_step():
     weights.
 
     The scale starts at 2 ** 16; the first steps overflow in fp16 and are
-    skipped, halving the scale (two steps out of the first four with fp16
-    autocast on the CPU, same model and batch).
+    skipped, each halving the scale (with fp16 autocast on the CPU, same
+    model and batches, the first two were).
     """
     init_default_scope('mmpretrain')
     model = build().cuda()
