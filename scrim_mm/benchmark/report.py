@@ -28,7 +28,7 @@ def _mode_rows(res: dict, mode: str, label: str) -> list:
             f'{label} CPU time (ms)',
             f'{s["cpu_time"] * 1e3:.1f}',
             f'{b["cpu_time"] * 1e3:.1f}',
-            f'{r["cpu_time"]:.2f}',
+            'n/a' if r['cpu_time'] is None else f'{r["cpu_time"]:.2f}',
         ),
         _fmt_row(
             '  of which system (ms)',

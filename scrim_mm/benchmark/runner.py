@@ -134,13 +134,22 @@ def _build_models(opts: BenchmarkOptions):
     return cfg, models, baseline_name, channels_last
 
 
+def _ratio(num: float, den: float) -> Optional[float]:
+    """``num / den``, or None where the baseline measured 0."""
+    return num / den if den > 0 else None
+
+
 def _ratios(scrim: dict, base: dict) -> dict:
-    """SCRIM / baseline ratios of one mode."""
+    """SCRIM / baseline ratios of one mode.
+
+    The CPU time ratio is None where the baseline's median CPU time is 0
+    (a clock too coarse for the step), not a meaningless huge number.
+    """
     time_ratio = scrim['time'] / base['time']
     flop_ratio = scrim['flops'] / base['flops']
     return dict(
         time=time_ratio,
-        cpu_time=scrim['cpu_time'] / base['cpu_time'],
+        cpu_time=_ratio(scrim['cpu_time'], base['cpu_time']),
         flops=flop_ratio,
         time_per_flop=time_ratio / flop_ratio,
         memory=scrim['memory'] / base['memory'],

@@ -1,11 +1,13 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Tests of :mod:`scrim_mm.benchmark` and its command line (no timings)."""
 
+import copy
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from mmengine.optim import OptimWrapper
 from torch.profiler import record_function
 
 import scrim_mm.benchmark as bench
-from scrim_mm.benchmark.runner import _build_models
+from scrim_mm.benchmark.runner import _build_models, _ratios
+from scrim_mm.benchmark.steps import _cpu_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis' / 'benchmark.py'
@@ -136,6 +139,41 @@ def test_defaults_are_the_tools_defaults(report):
     assert opts.threads is None and opts.retain_cpu_memory is None
     assert opts.channels_last is None and opts.compile is False
     assert (opts.input_size, opts.batch_size) == (448, 2)
+
+
+def test_cpu_clock_resolves_milliseconds():
+    """A few ms of CPU work reads as a few ms, not 0 or one 10 ms tick.
+
+    ``os.times`` counts whole clock ticks, so a GPU step of 4 ms had a
+    median CPU time of 0 and a CPU time ratio of about 4.5e15.
+    """
+    user0, sys0 = _cpu_seconds()
+    start = time.process_time()
+    while time.process_time() - start < 0.003:
+        pass
+    user1, sys1 = _cpu_seconds()
+    spent = user1 + sys1 - user0 - sys0
+    assert 0.002 < spent < 0.009
+
+
+def test_zero_baseline_cpu_time_gives_no_ratio(report):
+    """A baseline CPU time of 0 gives no ratio ('n/a'), not a division."""
+    _, res = report
+    res = copy.deepcopy(res)
+    for mode in ('infer', 'train'):
+        res['baseline'][mode]['cpu_time'] = 0.0
+        res['ratios'][mode] = _ratios(
+            res['scrim'][mode], res['baseline'][mode]
+        )
+        assert res['ratios'][mode]['cpu_time'] is None
+        assert res['ratios'][mode]['time'] > 0
+    text = bench.format_report(res)
+    for mode, label in (('infer', 'inference'), ('train', 'training')):
+        line = next(
+            x for x in text.splitlines() if x.startswith(f'{label} CPU time')
+        )
+        scrim_ms = res['scrim'][mode]['cpu_time'] * 1e3
+        assert line.split()[-3:] == [f'{scrim_ms:.1f}', '0.0', 'n/a']
 
 
 def test_memory_format_follows_scrim():
