@@ -37,7 +37,10 @@ class PartBenchmarkResult:
         scrim_top1 (float): Top-1 of SCRIM on the test split.
         plain_top1 (float): Top-1 of the plain backbone.
         fpl (Dict[str, Dict[str, float]]): Per FPL stage: ``hit``,
-            ``chance``, ``hit_any`` (any of the K regions) and ``object``.
+            ``chance``, ``hit_any`` (any of the K regions), ``object``,
+            ``dist`` and ``dist_chance`` (best region's centre to the part,
+            percent of the image diagonal) and ``area`` (best region,
+            percent of the image).
         cpl (Dict[str, Dict[str, float]]): Per CPL stage: ``peak_hit``
             (the peak of the most active part lies in the part's cell),
             ``peak_chance``, ``peak_hit_any`` (any part's peak) and the
@@ -332,6 +335,9 @@ def _run_one_seed(
             chance=scrim_metrics[f'part_hit_chance/{name}'],
             hit_any=scrim_metrics[f'part_hit_any/{name}'],
             object=scrim_metrics[f'object_hit/{name}'],
+            dist=scrim_metrics[f'part_dist/{name}'],
+            dist_chance=scrim_metrics[f'part_dist_chance/{name}'],
+            area=scrim_metrics[f'box_area/{name}'],
         )
     return PartBenchmarkResult(
         scrim_top1=float(scrim_metrics['accuracy/top1']),
@@ -362,14 +368,16 @@ def format_part_benchmark(result: PartBenchmarkResult) -> str:
         f'| SCRIM - plain | {result.scrim_top1 - result.plain_top1:+.1f} |',
         '',
         '| FPL stage | best region hits the part (%) | chance (%) | '
-        'ratio | any of K hits (%) | best region on the object (%) |',
-        '|---|---|---|---|---|---|',
+        'ratio | any of K hits (%) | best region on the object (%) | '
+        'centre to part (% of diagonal) | chance | best region area (%) |',
+        '|---|---|---|---|---|---|---|---|---|',
     ]
     for name, f in result.fpl.items():
         ratio = f['hit'] / f['chance'] if f['chance'] > 0 else float('inf')
         lines.append(
             f"| {name} | {f['hit']:.1f} | {f['chance']:.1f} | {ratio:.1f} | "
-            f"{f['hit_any']:.1f} | {f['object']:.1f} |"
+            f"{f['hit_any']:.1f} | {f['object']:.1f} | {f['dist']:.1f} | "
+            f"{f['dist_chance']:.1f} | {f['area']:.1f} |"
         )
     lines += [
         '',

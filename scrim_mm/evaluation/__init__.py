@@ -2,6 +2,7 @@
 from .functional import (
     box_centres,
     object_hits,
+    part_distances,
     part_hits,
     points_in_boxes,
     random_derangement,
@@ -13,6 +14,7 @@ __all__ = [
     'PartHitRate',
     'box_centres',
     'object_hits',
+    'part_distances',
     'part_hits',
     'points_in_boxes',
     'random_derangement',

@@ -62,13 +62,16 @@ def test_plain_config_is_the_backbone_twin(repo_root):
     assert plain.test_evaluator == dict(type='Accuracy', topk=(1,))
 
 
+FPL = dict(dist=4.5, dist_chance=25.25, area=12.34)
+
+
 def test_table_and_summary_line():
     result = PartBenchmarkResult(
         scrim_top1=80.0,
         plain_top1=70.0,
         fpl=dict(
-            s3=dict(hit=60.0, chance=20.0, hit_any=70.0, object=90.0),
-            s4=dict(hit=85.0, chance=30.0, hit_any=95.0, object=99.0),
+            s3=dict(FPL, hit=60.0, chance=20.0, hit_any=70.0, object=90.0),
+            s4=dict(FPL, hit=85.0, chance=30.0, hit_any=95.0, object=99.0),
         ),
         cpl=dict(
             s3=dict(
@@ -83,7 +86,9 @@ def test_table_and_summary_line():
         ),
     )
     table = format_part_benchmark(result)
-    assert '| s3 | 60.0 | 20.0 | 3.0 | 70.0 | 90.0 |' in table
+    assert (
+        '| s3 | 60.0 | 20.0 | 3.0 | 70.0 | 90.0 | 4.5 | 25.2 | 12.3 |' in table
+    )
     assert '| SCRIM - plain | +10.0 |' in table
     assert '| s3 | 40.0 | 10.0 | 50.0 | 0.20 | 0.100 | 0.900 | 0.500 |' in (
         table
@@ -110,7 +115,9 @@ def _result(seed, scrim, plain, hit_s3, chance_s3):
         scrim_top1=scrim,
         plain_top1=plain,
         fpl=dict(
-            s3=dict(hit=hit_s3, chance=chance_s3, hit_any=50.0, object=60.0)
+            s3=dict(
+                FPL, hit=hit_s3, chance=chance_s3, hit_any=50.0, object=60.0
+            )
         ),
         cpl=dict(s3=dict(CPL, peak_hit=10.0 * seed)),
         seed=seed,
@@ -126,7 +133,7 @@ def test_mean_over_seeds_and_its_tables():
     assert mean.scrim_top1 == pytest.approx(65.0)
     assert mean.plain_top1 == pytest.approx(65.0)
     assert mean.fpl['s3'] == dict(
-        hit=30.0, chance=20.0, hit_any=50.0, object=60.0
+        FPL, hit=30.0, chance=20.0, hit_any=50.0, object=60.0
     )
     assert mean.cpl['s3'] == dict(CPL, peak_hit=5.0)
     assert mean.seed is None and mean.runs == runs
@@ -219,6 +226,10 @@ def test_part_hit_rate_on_generated_files(hard_root, ann_format):
     out = evaluator.evaluate(len(samples))
     assert out['part_hit/s3'] == pytest.approx(100.0)
     assert out['part_hit/s4'] == pytest.approx(0.0)
+    # The box around the mark is centred on it (CUB's keypoints are whole
+    # pixels: up to half a pixel off); the far one is not.
+    assert out['part_dist/s3'] < 1.0
+    assert out['part_dist/s4'] > 10.0
 
 
 def test_tool_end_to_end(hard_root, repo_root, tmp_path):

@@ -17,6 +17,7 @@ from scrim_mm.evaluation import (
     PartHitRate,
     box_centres,
     object_hits,
+    part_distances,
     part_hits,
     points_in_boxes,
     random_derangement,
@@ -159,6 +160,23 @@ def test_points_in_boxes_and_centres():
     assert part_hits(boxes, points, visible).tolist() == [False]
 
 
+def test_part_distances():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [10.0, 20.0, 30.0, 40.0]])
+    points = torch.tensor(
+        [[[5.0, 8.0], [50.0, 5.0]], [[20.0, 30.0], [23.0, 34.0]]]
+    )
+    # Nearest keypoint: 3 px (box 0); box 1's centre is on keypoint 0.
+    assert part_distances(boxes, points).tolist() == pytest.approx([3, 0])
+    # Hiding box 1's nearest keypoint leaves the (3, 4) one: 5 px.
+    visible = torch.tensor([[True, True], [False, True]])
+    assert part_distances(boxes, points, visible).tolist() == pytest.approx(
+        [3, 5]
+    )
+    none = torch.zeros(2, 2, dtype=torch.bool)
+    assert torch.isinf(part_distances(boxes, points, none)).all()
+    assert torch.isinf(part_distances(boxes, points[:, :0])).all()
+
+
 def test_select_stage_regions():
     boxes = torch.arange(20, dtype=torch.float32).view(5, 4)
     scores = torch.tensor([0.1, 0.9, 0.5, 0.7, 0.3])
@@ -243,6 +261,52 @@ def test_demo_hand_computed(demo_root):
     assert out1['part_hit/s3'] == out['part_hit/s3']
 
 
+def test_part_distance_and_box_area_hand_computed(demo_root):
+    """Centre-to-part distance (% of the diagonal) and best-box area."""
+    metric = PartHitRate(data_root=demo_root, ann_format='demo')
+    out = evaluate(metric, demo_samples(demo_root))
+    parts = [(15, 15), (70, 70), (45, 65)]
+    # Best-box centres per stage, images a, b, c (as in the test above).
+    centres = {
+        's3': [(15, 15), (10, 10), (45, 65)],
+        's4': [(35, 35), (75, 75), (5, 5)],
+    }
+    diag = math.hypot(100, 100)
+
+    def dist(c, p):
+        return math.hypot(c[0] - p[0], c[1] - p[1]) / diag * 100
+
+    # s3: 0, 60 sqrt(2) and 0 px: 20 % of the diagonal on average.
+    assert out['part_dist/s3'] == pytest.approx(20)
+    assert out['part_dist/s4'] == pytest.approx(
+        (20 + 5 + math.hypot(40, 60) / diag * 100) / 3
+    )
+    perm = random_derangement(3, seed=0).tolist()
+    for stage in ('s3', 's4'):
+        expect = sum(dist(centres[stage][i], parts[perm[i]]) for i in range(3))
+        assert out[f'part_dist_chance/{stage}'] == pytest.approx(expect / 3)
+    # Best boxes: s3 20x20, 20x20, 10x10; s4 10x10, 30x30, 10x10 of 100x100.
+    assert out['box_area/s3'] == pytest.approx((4 + 4 + 1) / 3)
+    assert out['box_area/s4'] == pytest.approx((1 + 9 + 1) / 3)
+
+
+def test_box_area_is_clipped_to_the_image(tmp_path):
+    """A box reaching past the image counts only its part inside."""
+    root = str(tmp_path)
+    write_demo(root, DEMO_IMAGES[:2])
+    metric = PartHitRate(data_root=root, ann_format='demo', topk=None)
+    samples = [
+        # 40 x 40 inside of the 60 x 60 box [-20, -20, 40, 40].
+        make_sample('images/001.A/a.jpg', [[-20, -20, 40, 40]], [1.0], [0]),
+        # [50, 50, 100, 100] of [50, 50, 130, 100].
+        make_sample('images/001.A/b.jpg', [[50, 50, 130, 100]], [1.0], [0]),
+    ]
+    out = evaluate(metric, samples)
+    assert out['box_area/s3'] == pytest.approx((16 + 25) / 2)
+    assert math.isnan(out['box_area/s4'])
+    assert math.isnan(out['part_dist/s4'])
+
+
 def test_topk_options(demo_root):
     out = evaluate(
         PartHitRate(data_root=demo_root, ann_format='demo', topk=None),
@@ -255,6 +319,9 @@ def test_topk_options(demo_root):
             'part_hit_chance',
             'object_hit',
             'object_hit_chance',
+            'part_dist',
+            'part_dist_chance',
+            'box_area',
         )
         for s in ('s3', 's4')
     )

@@ -2,6 +2,7 @@
 from .region_hits import (
     box_centres,
     object_hits,
+    part_distances,
     part_hits,
     points_in_boxes,
     random_derangement,
@@ -11,6 +12,7 @@ from .region_hits import (
 __all__ = [
     'box_centres',
     'object_hits',
+    'part_distances',
     'part_hits',
     'points_in_boxes',
     'random_derangement',

@@ -13,6 +13,7 @@ import torch
 __all__ = [
     'box_centres',
     'object_hits',
+    'part_distances',
     'part_hits',
     'points_in_boxes',
     'random_derangement',
@@ -76,6 +77,37 @@ def part_hits(
     if visible is not None:
         inside = inside & visible.bool()
     return inside.any(-1)
+
+
+def part_distances(
+    boxes: torch.Tensor,
+    points: torch.Tensor,
+    visible: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Distance from a region's centre to its nearest visible keypoint.
+
+    Unlike a hit, it does not grow easier with the region's size: a large
+    box that holds the part by covering much of the image still has its
+    centre wherever it sits.
+
+    Args:
+        boxes (torch.Tensor): Regions (N, 4) (or (..., 4), broadcast with
+            ``points``' leading dimensions).
+        points (torch.Tensor): Part keypoints (N, P, 2).
+        visible (torch.Tensor, optional): Bool (N, P), the keypoints that
+            count. Defaults to None (all).
+
+    Returns:
+        torch.Tensor: Distances (N,) in pixels; ``inf`` where no keypoint
+        counts.
+    """
+    centres = box_centres(boxes).unsqueeze(-2)
+    dist = (points - centres).norm(dim=-1)
+    if dist.shape[-1] == 0:  # no keypoint at all
+        return dist.new_full(dist.shape[:-1], float('inf'))
+    if visible is not None:
+        dist = dist.masked_fill(~visible.bool(), float('inf'))
+    return dist.amin(-1)
 
 
 def object_hits(

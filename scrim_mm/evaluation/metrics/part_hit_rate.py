@@ -15,6 +15,7 @@ from mmpretrain.registry import METRICS
 from ...visualization.box_mapping import boxes_to_original, input_geometry
 from ..functional import (
     object_hits,
+    part_distances,
     part_hits,
     random_derangement,
     select_stage_regions,
@@ -76,6 +77,12 @@ class PartHitRate(BaseMetric):
       (``bounding_boxes.txt`` / ``object_box``).
     * **any-of-k part hit**: one of the stage's ``topk`` best-scored
       regions holds a keypoint.
+    * **part distance**: the distance from the region's centre to the
+      nearest such keypoint, in percent of the image diagonal (lower is
+      better). A hit grows easier with the region's size; this does not.
+    * **box area**: the region's area inside the image, in percent of the
+      image. With the chance figures it tells whether the hits come from
+      where the regions sit or from how large they are.
     * **chance**: each image's regions scored against the annotation of
       another evaluated image, paired by a seeded random derangement
       (over the images sorted by annotation order, so the pairing does not
@@ -126,8 +133,9 @@ class PartHitRate(BaseMetric):
 
     Keys returned by :meth:`compute_metrics`, for every stage name ``s``:
     ``part_hit/s``, ``part_hit_chance/s``, ``object_hit/s``,
-    ``object_hit_chance/s`` and, unless ``topk`` is None,
-    ``part_hit_any/s`` and ``part_hit_any_chance/s``. A figure with no
+    ``object_hit_chance/s``, ``part_dist/s``, ``part_dist_chance/s``,
+    ``box_area/s`` and, unless ``topk`` is None, ``part_hit_any/s`` and
+    ``part_hit_any_chance/s``. A figure with no
     image to average over (or a chance figure from fewer than two images)
     is NaN.
 
@@ -400,16 +408,18 @@ class PartHitRate(BaseMetric):
         Returns:
             Dict[str, float]: See the class docstring for the keys.
         """
-        bases = ['part_hit', 'object_hit']
+        bases = ['part_hit', 'object_hit', 'part_dist']
         if self.topk is not None:
             bases.append('part_hit_any')
         if not results:
-            return {
+            nan = {
                 f'{b}{c}/{s}': math.nan
                 for b in bases
                 for c in ('', '_chance')
                 for s in self.stage_names
             }
+            nan.update({f'box_area/{s}': math.nan for s in self.stage_names})
+            return nan
         # Annotation order: the chance pairing ignores the data order.
         results = sorted(results, key=lambda r: r['row'])
         k = max(1, max(r['regions'].shape[1] for r in results))
@@ -422,11 +432,11 @@ class PartHitRate(BaseMetric):
         rows = torch.tensor([r['row'] for r in results])
         sizes = torch.stack([r['size'] for r in results]).float()
 
-        rates = self._rates(regions, valid, rows)
+        rates = self._rates(regions, valid, rows, sizes)
         perm = random_derangement(len(results), self.seed)
         # Move each image's regions to its partner in relative coordinates.
         scale = (sizes[perm] / sizes).repeat(1, 2).view(-1, 1, 1, 4)
-        chance = self._rates(regions * scale, valid, rows[perm])
+        chance = self._rates(regions * scale, valid, rows[perm], sizes[perm])
 
         metrics = {}
         for base in bases:
@@ -435,21 +445,31 @@ class PartHitRate(BaseMetric):
                     values = {base: torch.full((num_stages,), math.nan)}
                 for stage, value in zip(self.stage_names, values[base]):
                     metrics[f'{base}{suffix}/{stage}'] = float(value)
+        area = _box_area_percent(regions[:, :, 0], sizes, valid[:, :, 0])
+        for stage, value in zip(self.stage_names, area):
+            metrics[f'box_area/{stage}'] = float(value)
         return metrics
 
     def _rates(
-        self, regions: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor
+        self,
+        regions: torch.Tensor,
+        valid: torch.Tensor,
+        rows: torch.Tensor,
+        sizes: torch.Tensor,
     ) -> Dict[str, torch.Tensor]:
-        """Per-stage hit rates (S,) of regions against annotation rows.
+        """Per-stage figures (S,) of regions against annotation rows.
 
         Args:
             regions (torch.Tensor): (N, S, k, 4), best-first per stage.
             valid (torch.Tensor): (N, S, k) slots that hold a region.
             rows (torch.Tensor): (N,) annotation rows to score against.
+            sizes (torch.Tensor): (N, 2) original (w, h) of the images of
+                those rows.
 
         Returns:
-            Dict[str, torch.Tensor]: ``part_hit``, ``object_hit`` and
-            ``part_hit_any``, each (S,) in percent.
+            Dict[str, torch.Tensor]: ``part_hit``, ``object_hit``,
+            ``part_hit_any`` and ``part_dist`` (percent of the diagonal),
+            each (S,) in percent.
         """
         points = self._points[rows]
         visible = self._visible[rows]
@@ -465,6 +485,9 @@ class PartHitRate(BaseMetric):
         )
         part_any = (part_any & valid).any(-1)
 
+        dist = part_distances(best, points[:, None], visible[:, None])
+        dist = dist / sizes.norm(dim=-1, keepdim=True)
+
         def percent(hits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             return (hits & mask).sum(0).double() / mask.sum(0) * 100.0
 
@@ -472,4 +495,29 @@ class PartHitRate(BaseMetric):
             part_hit=percent(part, has_part),
             object_hit=percent(obj, has_object),
             part_hit_any=percent(part_any, has_part),
+            part_dist=_masked_mean(dist, has_part) * 100.0,
         )
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 0 of the entries under ``mask``; NaN where none."""
+    values = values.double().masked_fill(~mask, 0.0)
+    return values.sum(0) / mask.sum(0)
+
+
+def _box_area_percent(
+    boxes: torch.Tensor, sizes: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean area (S,) of boxes (N, S, 4) inside their image, in percent.
+
+    Args:
+        boxes (torch.Tensor): (N, S, 4) regions in original pixels.
+        sizes (torch.Tensor): (N, 2) original (w, h).
+        mask (torch.Tensor): (N, S) slots that hold a region.
+    """
+    wh = sizes[:, None].repeat(1, 1, 2)
+    clipped = torch.minimum(boxes.clamp(min=0), wh)
+    area = (clipped[..., 2] - clipped[..., 0]).clamp(min=0) * (
+        clipped[..., 3] - clipped[..., 1]
+    ).clamp(min=0)
+    return _masked_mean(area / sizes.prod(-1, keepdim=True), mask) * 100.0
