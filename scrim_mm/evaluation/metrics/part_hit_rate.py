@@ -11,6 +11,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
+from torchvision.ops import box_area
 
 from ...visualization.box_mapping import boxes_to_original, input_geometry
 from ..functional import (
@@ -445,7 +446,12 @@ class PartHitRate(BaseMetric):
                     values = {base: torch.full((num_stages,), math.nan)}
                 for stage, value in zip(self.stage_names, values[base]):
                     metrics[f'{base}{suffix}/{stage}'] = float(value)
-        area = _box_area_percent(regions[:, :, 0], sizes, valid[:, :, 0])
+        # The regions were clipped to their image in process().
+        best = regions[:, :, 0]
+        area = box_area(best.reshape(-1, 4)).view(best.shape[:2])
+        area = _masked_percent(
+            area / sizes.prod(-1, keepdim=True), valid[:, :, 0]
+        )
         for stage, value in zip(self.stage_names, area):
             metrics[f'box_area/{stage}'] = float(value)
         return metrics
@@ -488,36 +494,23 @@ class PartHitRate(BaseMetric):
         dist = part_distances(best, points[:, None], visible[:, None])
         dist = dist / sizes.norm(dim=-1, keepdim=True)
 
-        def percent(hits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return (hits & mask).sum(0).double() / mask.sum(0) * 100.0
-
         return dict(
-            part_hit=percent(part, has_part),
-            object_hit=percent(obj, has_object),
-            part_hit_any=percent(part_any, has_part),
-            part_dist=_masked_mean(dist, has_part) * 100.0,
+            part_hit=_masked_percent(part, has_part),
+            object_hit=_masked_percent(obj, has_object),
+            part_hit_any=_masked_percent(part_any, has_part),
+            part_dist=_masked_percent(dist, has_part),
         )
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 0 of the entries under ``mask``; NaN where none."""
-    values = values.double().masked_fill(~mask, 0.0)
-    return values.sum(0) / mask.sum(0)
-
-
-def _box_area_percent(
-    boxes: torch.Tensor, sizes: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Mean area (S,) of boxes (N, S, 4) inside their image, in percent.
+def _masked_percent(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """100x the mean over dim 0 of the entries under ``mask``.
 
     Args:
-        boxes (torch.Tensor): (N, S, 4) regions in original pixels.
-        sizes (torch.Tensor): (N, 2) original (w, h).
-        mask (torch.Tensor): (N, S) slots that hold a region.
+        values (torch.Tensor): (N, S) values; bools count as 0 / 1.
+        mask (torch.Tensor): (N, S) bool, the entries that count.
+
+    Returns:
+        torch.Tensor: (S,) float64; NaN where no entry counts.
     """
-    wh = sizes[:, None].repeat(1, 1, 2)
-    clipped = torch.minimum(boxes.clamp(min=0), wh)
-    area = (clipped[..., 2] - clipped[..., 0]).clamp(min=0) * (
-        clipped[..., 3] - clipped[..., 1]
-    ).clamp(min=0)
-    return _masked_mean(area / sizes.prod(-1, keepdim=True), mask) * 100.0
+    values = values.double().masked_fill(~mask, 0.0)
+    return values.sum(0) / mask.sum(0) * 100.0
