@@ -63,7 +63,7 @@ def _assert_finite_grad(embeds, loss):
     assert torch.isfinite(embeds.grad).all()
 
 
-def _mamc_reference(embeds, labels):
+def _mamc_reference(embeds, labels, temperature=0.1):
     """Loop-by-loop MAMC loss, written straight from the definition."""
     x = F.normalize(embeds.double(), dim=-1)
     num_imgs, num_parts, _ = x.shape
@@ -96,7 +96,10 @@ def _mamc_reference(embeds, labels):
                 continue
             term = 0.0
             for vp in pos:
-                inner = sum(math.exp(float(va @ vn - va @ vp)) for vn in neg)
+                inner = sum(
+                    math.exp(float(va @ vn - va @ vp) / temperature)
+                    for vn in neg
+                )
                 term += math.log(1 + inner)
             values.append(term)
         total += sum(values) / len(values) if values else 0.0
@@ -283,21 +286,26 @@ def _toy_embeds():
     )
 
 
-def test_mamc_hand_computed():
-    loss_fn = MODELS.build(dict(type='PartContrastiveLoss', mode='mamc'))
+@pytest.mark.parametrize('temperature', [1.0, 0.5])
+def test_mamc_hand_computed(temperature):
+    loss_fn = MODELS.build(
+        dict(type='PartContrastiveLoss', mode='mamc', temperature=temperature)
+    )
+    # Every similarity below is a cosine divided by the temperature.
+    t = temperature
     embeds = _toy_embeds()
     # labels (0, 1): no SPSC pair, so only the SPDC-vs-DPDC and
     # DPSC-vs-DPDC pairings count, each averaged over the 4 anchors.
-    sp = math.log1p(math.exp(-1.4)) + math.log1p(math.exp(0.2))
-    dp = math.log1p(math.exp(-0.8)) + math.log1p(math.exp(0.8))
+    sp = math.log1p(math.exp(-1.4 / t)) + math.log1p(math.exp(0.2 / t))
+    dp = math.log1p(math.exp(-0.8 / t)) + math.log1p(math.exp(0.8 / t))
     expect = (2 * sp) / 4 + (2 * dp) / 4
     loss = loss_fn(embeds, torch.tensor([0, 1]))
     assert loss.item() == pytest.approx(expect, abs=1e-5)
     # labels (0, 0): every anchor has one SPSC positive (sim .6) against
     # the two other parts (sims 0 and -.8, or .8 and 0); no DPDC, so the
     # DPSC pairing gives log(1 + 0) = 0.
-    a = math.log1p(math.exp(0 - 0.6) + math.exp(-0.8 - 0.6))
-    b = math.log1p(math.exp(0 - 0.6) + math.exp(0.8 - 0.6))
+    a = math.log1p(math.exp(-0.6 / t) + math.exp(-1.4 / t))
+    b = math.log1p(math.exp(-0.6 / t) + math.exp(0.2 / t))
     loss = loss_fn(embeds, torch.tensor([3, 3]))
     assert loss.item() == pytest.approx((2 * a + 2 * b) / 4, abs=1e-5)
 
@@ -313,6 +321,63 @@ def test_mamc_matches_loop_reference():
     assert loss.item() == pytest.approx(
         0.5 * _mamc_reference(embeds, labels), rel=1e-5
     )
+
+
+def _structured(labels, num_parts, dims, noise, seed=0):
+    """Unit part direction plus unit class direction, with noise."""
+    g = torch.Generator().manual_seed(seed)
+    part_dirs = F.normalize(torch.randn(num_parts, dims, generator=g), dim=1)
+    cls_dirs = F.normalize(
+        torch.randn(int(labels.max()) + 1, dims, generator=g), dim=1
+    )
+    embeds = part_dirs[None] + cls_dirs[labels][:, None]
+    return embeds + noise * torch.randn(embeds.shape, generator=g)
+
+
+def test_mamc_minimum_is_class_structured_not_the_collapse():
+    # 4 classes x 2 images, P = 2, D = 128: the batch of the issue that
+    # found the raw-cosine loss minimised by the class-agnostic collapse.
+    loss_fn = MODELS.build(dict(type='PartContrastiveLoss'))
+    labels = torch.arange(4).repeat_interleave(2)
+    u = F.normalize(
+        torch.randn(128, generator=torch.Generator().manual_seed(1)), dim=0
+    )
+    collapse = torch.stack([u, -u])[None].expand(8, 2, 128)
+    structured = _structured(labels, 2, 128, noise=0.02)
+    assert loss_fn(structured, labels) < 0.2 * loss_fn(collapse, labels)
+    # Without the temperature (raw cosines) the collapse wins: the
+    # failure this guards against.
+    raw = MODELS.build(dict(type='PartContrastiveLoss', temperature=1.0))
+    assert raw(collapse, labels) < raw(structured, labels)
+
+
+def test_mamc_minimised_from_random_separates_classes():
+    # The loss alone, minimised from random unit vectors, ends with the
+    # same part of the same class closer (cosine) than the same part of
+    # other classes by at least 0.5 (0.74 measured), and with no
+    # collapse of a part onto one point.
+    torch.manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(2)
+    x = F.normalize(torch.randn(8, 2, 128), dim=-1).requires_grad_()
+    loss_fn = MODELS.build(dict(type='PartContrastiveLoss'))
+    opt = torch.optim.Adam([x], lr=0.05)
+    first = None
+    for _ in range(300):
+        loss = loss_fn(x, labels)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05 * first
+    z = F.normalize(x.detach(), dim=-1)
+    same_cls = labels[:, None] == labels[None]
+    other_img = ~torch.eye(8, dtype=torch.bool)
+    for p in range(2):
+        sim = z[:, p] @ z[:, p].t()
+        spsc = sim[same_cls & other_img].mean()
+        spdc = sim[~same_cls].mean()
+        assert spsc - spdc > 0.5
+        assert spdc < 0.6
 
 
 def test_c3s_hand_computed_and_reference():
@@ -394,6 +459,8 @@ def test_contrastive_validation():
         loss_fn(torch.randn(2, 2, 4))
     with pytest.raises(ValueError, match='3 labels for 2 images'):
         loss_fn(torch.randn(2, 2, 4), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match='temperature=0.0: must be positive'):
+        MODELS.build(dict(type='PartContrastiveLoss', temperature=0.0))
 
 
 # ---------------------------------------------------------------- SCRIMHead

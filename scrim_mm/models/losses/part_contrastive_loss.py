@@ -32,7 +32,13 @@ class PartContrastiveLoss(nn.Module):
       SPDC vs DPDC and DPSC vs DPDC, each give the N-pair term
       ``sum_pos log(1 + sum_neg exp(<a, neg> - <a, pos>))`` per anchor,
       averaged over the anchors with at least one positive of the pairing
-      (0 when none has); the three are summed.
+      (0 when none has); the three are summed. The similarities are the
+      cosines divided by ``temperature``: on raw cosines, bounded in
+      [-1, 1], the loss's minimum is the collapse of the same part of
+      every image onto one point, whatever the class (5.84 against 0.52
+      for class-structured embeddings at 4 classes x 2 images, P = 2,
+      ``temperature=0.1``; 9.55 against 14.9 without it). Sohn's N-pair
+      loss, which MAMC builds on, scales with raw inner products instead.
     - ``mode='c3s'``: the label-free cross-channel constraint of Cross-X
       (Luo et al., ICCV 2019). With ``S_ij`` the mean cosine between part
       ``i`` and part ``j`` over the image pairs ``b != b'`` of the batch
@@ -45,6 +51,9 @@ class PartContrastiveLoss(nn.Module):
 
     Args:
         mode (str): ``'mamc'`` or ``'c3s'``. Defaults to ``'mamc'``.
+        temperature (float): Divisor of the cosines in ``'mamc'``, in the
+            range of normalised N-pair variants (0.05-0.1); ``'c3s'``
+            averages cosines and ignores it. Defaults to 0.1.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         eps (float): Lower bound of the norm in the L2 normalisation. It
             also bounds the gradient of near-zero embeddings by about
@@ -54,7 +63,11 @@ class PartContrastiveLoss(nn.Module):
     MODES = ('mamc', 'c3s')
 
     def __init__(
-        self, mode: str = 'mamc', loss_weight: float = 1.0, eps: float = 1e-6
+        self,
+        mode: str = 'mamc',
+        temperature: float = 0.1,
+        loss_weight: float = 1.0,
+        eps: float = 1e-6,
     ) -> None:
         super().__init__()
         if mode not in self.MODES:
@@ -62,7 +75,13 @@ class PartContrastiveLoss(nn.Module):
                 f'PartContrastiveLoss mode must be one of '
                 f'{self.MODES}, got {mode!r}.'
             )
+        if not temperature > 0:
+            raise ValueError(
+                f'PartContrastiveLoss temperature={temperature!r}: must be '
+                'positive; use e.g. 0.1'
+            )
         self.mode = mode
+        self.temperature = float(temperature)
         self.loss_weight = loss_weight
         self.eps = eps
 
@@ -129,7 +148,7 @@ class PartContrastiveLoss(nn.Module):
     def _mamc(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         num_imgs, num_parts, _ = x.shape
         flat = x.reshape(num_imgs * num_parts, -1)
-        sim = flat @ flat.t()
+        sim = flat @ flat.t() / self.temperature
         device = x.device
         img = torch.arange(num_imgs, device=device).repeat_interleave(
             num_parts
