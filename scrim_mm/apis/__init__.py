@@ -7,6 +7,12 @@ them and ``mmpretrain.get_model('scrim_r50_cub', pretrained=CKPT)`` builds
 one by name.
 """
 
+from .demo_app import (
+    SCRIMDemo,
+    check_demo_sources,
+    config_examples,
+    read_demo_image,
+)
 from .inputs import IMAGE_EXTENSIONS, list_images
 from .model import config_classes, get_scrim_model
 from .model_index import METAFILE, find_metafile, register_scrim_models
@@ -23,4 +29,8 @@ __all__ = [
     'find_metafile',
     'register_scrim_models',
     'SCRIMInferencer',
+    'SCRIMDemo',
+    'check_demo_sources',
+    'config_examples',
+    'read_demo_image',
 ]
