@@ -19,42 +19,7 @@ classes = [
     'Least_Auklet',
 ]
 
-# NTS-Net's anchor sizes (1.5x the level stride) are made for 448 px inputs;
-# at 128 px its stage-4 pyramid (60-373 px boxes) covers the whole image, so
-# a region "localises" nothing. The levels whose anchors are as large as the
-# image are dropped: stage 3 keeps 30-76 px boxes; stage 4 keeps one level,
-# with boxes of 40-51 px (size = its stride), a third of the image side, so
-# that landing on the mark is not the chance of a box half the image wide.
-#
-# The part-diversity loss is weighted per stage (the demo config: 0.2 on
-# both): at 0.2 the two stage-3 parts peak at different places but their
-# maps still correlated at 0.7-0.8 on this set; 0.3 brings that under 0.5
-# (part benchmark, 3 seeds; docs/part_benchmark.md).
-_scales = (2 ** (1 / 3), 2 ** (2 / 3))
-model = dict(
-    num_classes=num_classes,
-    head=dict(
-        diversity_loss=dict(type='PartDiversityLoss', loss_weight=1.0),
-        diversity_weights=(0.3, 0.2),
-    ),
-    fpl_head=dict(
-        anchor_cfgs=[
-            dict(strides=(16, 32), sizes=(24, 48), scales=(_scales, _scales)),
-            dict(strides=(32,), sizes=(32,), scales=(_scales,)),
-        ],
-    ),
-)
-
-# The navigators learn at 0.3x the learning rate: at the full rate their
-# best region kept moving between validations (one seed's stage-4 hit rate
-# went 66.7 -> 45.8 -> 57.5 % at epochs 8, 12, 16), and a navigator at 3x
-# never found the mark. `fpl_head.navigators` matches nothing in the plain
-# twin of the part benchmark, whose optimizer is unchanged.
-optim_wrapper = dict(
-    paramwise_cfg=dict(
-        custom_keys={'fpl_head.navigators': dict(lr_mult=0.3)},
-    ),
-)
+model = dict(num_classes=num_classes)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

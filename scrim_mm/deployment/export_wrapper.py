@@ -95,7 +95,7 @@ class SCRIMExportWrapper(nn.Module):
             ``box_stages`` (see the class docstring).
         """
         model, head = self.model, self.model.head
-        cpl_out = model._backbone_and_neck(inputs)
+        _, cpl_out = model._backbone_and_neck(inputs)
         boxes, scores, _, fusion_feats = model._forward_fpl(inputs, cpl_out)
         # As SCRIMHead.predict: the logits of pred_mode, then ClsHead's
         # softmax.

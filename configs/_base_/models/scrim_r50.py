@@ -2,7 +2,8 @@
 # Shapes at 448x448: stage 3 (B, 1024, 28, 28), stage 4 (B, 2048, 14, 14).
 # The channels, strides and fusion sizes of the neck and the heads follow
 # from the backbone (SCRIMClassifier derives them); the method's own
-# settings are written out below at their defaults. The class count is
+# settings are the class defaults (docs/method.md), the main ones written
+# out below at those values. The class count is
 # model.num_classes, set by each recipe; the data preprocessor comes from
 # the dataset base (mmpretrain keeps it at the top level of a config).
 model = dict(
@@ -17,14 +18,9 @@ model = dict(
     neck=dict(
         type='CPLNeck', num_parts=2, reduction=16, pool='avg', embed_dims=512
     ),
-    fpl_head=dict(
-        type='FPLHead',
-        navigator_channels=128,
-        num_train_parts=6,
-        num_test_parts=4,
-        nms_iou=0.25,
-        crop_size=224,
-    ),
+    # M = 4 regions per stage in training, K = 2 in the fusion; crops of
+    # half the input (224 px at 448); anchors fitted to the input.
+    fpl_head=dict(type='FPLHead', navigator_channels=128, nms_iou=0.25),
     head=dict(
         type='SCRIMHead',
         contrastive_loss=dict(

@@ -182,12 +182,16 @@ class SCRIMClassifier(ImageClassifier):
         return images
 
     def _backbone_and_neck(self, inputs: torch.Tensor):
-        """Backbone on the full images, then the CPL necks."""
+        """Backbone on the full images, then the CPL necks.
+
+        Returns:
+            tuple: The backbone's outputs and the :class:`CPLOutput`.
+        """
         with record_function('scrim/backbone_full'):
             feats = self.backbone(self._memory_format(inputs))
         with record_function('scrim/osme'):
             cpl_out = self.neck(feats)
-        return cpl_out
+        return feats, cpl_out
 
     def _forward_fpl(
         self, inputs: torch.Tensor, cpl_out
@@ -234,7 +238,7 @@ class SCRIMClassifier(ImageClassifier):
             )
         if stage == 'backbone':
             return self.backbone(self._memory_format(inputs))
-        cpl_out = self._backbone_and_neck(inputs)
+        _, cpl_out = self._backbone_and_neck(inputs)
         if stage == 'neck':
             return cpl_out
         fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
@@ -260,7 +264,7 @@ class SCRIMClassifier(ImageClassifier):
             the predictions.
         """
         if mode == 'tensor':
-            cpl_out = self._backbone_and_neck(inputs)
+            _, cpl_out = self._backbone_and_neck(inputs)
             fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
             with record_function('scrim/heads'):
                 return self.head(cpl_out, fpl_feats=fusion_feats)
@@ -283,9 +287,10 @@ class SCRIMClassifier(ImageClassifier):
         Returns:
             dict[str, Tensor]: ``loss_fused``, ``loss_raw``,
             ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
-            ``loss_teacher_<stage>`` and ``loss_rank_<stage>``.
+            ``loss_teacher_<stage>``, ``loss_rank_<stage>`` and, with a
+            diversity loss, ``loss_diversity_<stage>``.
         """
-        cpl_out = self._backbone_and_neck(inputs)
+        feats, cpl_out = self._backbone_and_neck(inputs)
         _, scores, part_feats, fusion_feats = self._forward_fpl(
             inputs, cpl_out
         )
@@ -294,7 +299,9 @@ class SCRIMClassifier(ImageClassifier):
                 cpl_out, data_samples, fpl_feats=fusion_feats
             )
             if self.with_fpl:
-                image_feats = cpl_out.feats[-1].mean(dim=(2, 3))
+                # The feature the crops get: the backbone's last output,
+                # which the neck may not use (neck.in_indices).
+                image_feats = feats[-1].mean(dim=(2, 3))
                 losses.update(
                     self.fpl_head.loss(
                         part_feats,
@@ -328,7 +335,7 @@ class SCRIMClassifier(ImageClassifier):
         Returns:
             List[DataSample]: One per image.
         """
-        cpl_out = self._backbone_and_neck(inputs)
+        _, cpl_out = self._backbone_and_neck(inputs)
         boxes, scores, _, fusion_feats = self._forward_fpl(inputs, cpl_out)
         with record_function('scrim/heads'):
             samples = self.head.predict(

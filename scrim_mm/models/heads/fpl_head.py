@@ -16,6 +16,7 @@ from ..utils import (
     Navigator,
     batched_hard_nms,
     crop_regions,
+    fit_anchor_levels,
     generate_anchors,
     num_anchors_per_level,
 )
@@ -47,6 +48,13 @@ def default_anchor_cfg(stage_stride: int) -> dict:
         scales=(_SCALES_2, _SCALES_2, _SCALES_3),
         ratios=_RATIOS,
     )
+
+
+def _first_levels(values: Sequence, num: int) -> Sequence:
+    """The first ``num`` levels of a per-level setting; a shared one as is."""
+    if all(isinstance(v, (int, float)) for v in values):
+        return values
+    return values[:num]
 
 
 @MODELS.register_module()
@@ -90,16 +98,26 @@ class FPLHead(BaseModule):
             :func:`~scrim_mm.models.utils.generate_anchors`); missing keys
             take :func:`default_anchor_cfg` of the stage stride. ``strides``
             must be ``stage_stride * (1, 2, 4, ...)`` (the navigator's
-            pyramid). Defaults to None (all defaults).
+            pyramid). Defaults to None (all defaults). Whatever the
+            setting, the levels are fitted to the input size
+            (:func:`~scrim_mm.models.utils.fit_anchor_levels`): a level
+            whose largest square box is wider than
+            :data:`~scrim_mm.models.utils.MAX_REGION_FRAC` (0.4) of the
+            input side is dropped, and a stage left without a level keeps
+            its first one, shrunk to that width. A region as large as the
+            image localises nothing.
         navigator_channels (int): Channels of the navigator tower.
             Defaults to 128.
         num_train_parts (int): Regions per stage and image in training
-            (``M``). Defaults to 6.
+            (``M``). NTS-Net used 6; 4 is what the part benchmark
+            validated (6 steadied stage 4 but lost stage 3 on two seeds of
+            three). Defaults to 4.
         num_test_parts (int): Regions per stage and image at inference
-            (``K <= M``). Defaults to 4.
+            (``K <= M``), the part features of the fusion. Defaults to 2.
         nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
-        crop_size (int | Sequence[int]): Size ``(h, w)`` of the crops.
-            Defaults to 224.
+        crop_size (int | Sequence[int], optional): Size ``(h, w)`` of the
+            crops. None derives half the input size from every batch
+            (NTS-Net's 224 at 448). Defaults to None.
         teacher_loss (dict, optional): Config of the teacher's per-crop
             classification loss. Defaults to None, meaning
             ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
@@ -114,26 +132,15 @@ class FPLHead(BaseModule):
             different scales (a stage-3 crop zooms further in), and a shared
             teacher that learns the coarse stage's crops first can rate the
             finer stage's crops wrongly, so that its navigator learns to
-            avoid the part. Defaults to False.
+            avoid the part. Defaults to True.
         explore (float): Exploration of the training selection: the NMS
             picks regions by the navigator scores plus Gaussian noise of
             ``explore`` times each image's score spread (the ranking loss
             still sees the plain scores; inference is unaffected). It lets
             the teacher see regions the navigator does not rank first yet,
             which breaks the bootstrap where a stage never selects the part
-            and so never learns that it is informative. 0 turns it off.
-            Defaults to 0.0.
-        random_train_parts (int): Of the ``M`` training regions of a stage,
-            how many are drawn uniformly at random from the anchors the
-            navigator did not pick, after its ``M - R`` picks. Their crops
-            go to the teacher and the ranking loss like the others, so the
-            ranking compares the navigator's picks with regions it scores
-            low: a navigator that has learned to avoid the part (e.g. from
-            a teacher that was wrong on it early in training) still sees
-            the part ranked above its picks, which score noise does not
-            ensure once the scores spread out. Inference is unaffected;
-            the fusion uses the first ``K`` picks, so ``K <= M - R``.
-            Defaults to 0.
+            and so never learns that it is informative. 0 turns it off
+            (NTS-Net). Defaults to 0.5.
         rank_cap_at_chance (bool): Cap the teacher losses that order the
             ranking pairs at chance, ``ln(num_classes)``: regions on which
             the teacher gives the true class less than a uniform guess tie,
@@ -141,15 +148,15 @@ class FPLHead(BaseModule):
             is confidently wrong on many regions early in training, and
             the plain ranking then prefers the regions it is unsure about
             (background, zero padding) to those with the part, so that the
-            navigator learns to avoid the part. Defaults to False
-            (NTS-Net).
+            navigator learns to avoid the part. False is NTS-Net's ranking.
+            Defaults to True.
         teach_on_image (bool): Also train every teacher on the pooled
             feature of the whole image (which always shows the part), so
             that the teacher can tell informative crops from the others
             before the navigators select good ones: the bootstrap between
             teacher and navigator does not have to start from crops that
             mostly miss the part. The ranking loss still uses the crops
-            only. Defaults to False.
+            only. Defaults to True.
         crops_train_backbone (bool): Whether the losses on the part
             features (the teachers' and, through the fused classifier, the
             fusion's) reach the backbone through the crops, as in NTS-Net.
@@ -159,7 +166,7 @@ class FPLHead(BaseModule):
             features: the backbone then learns from the whole images only,
             every teacher is a linear probe of its features, and the crop
             pass runs without autograd (about half the cost of a step).
-            Defaults to True.
+            True is NTS-Net's behaviour. Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -172,19 +179,18 @@ class FPLHead(BaseModule):
         stage_strides: Optional[Sequence[int]] = None,
         anchor_cfgs: Optional[Sequence[dict]] = None,
         navigator_channels: int = 128,
-        num_train_parts: int = 6,
-        num_test_parts: int = 4,
+        num_train_parts: int = 4,
+        num_test_parts: int = 2,
         nms_iou: float = 0.25,
-        crop_size: Union[int, Sequence[int]] = 224,
+        crop_size: Optional[Union[int, Sequence[int]]] = None,
         teacher_loss: Optional[dict] = None,
         rank_loss: Optional[dict] = None,
         stage_names: Optional[Sequence[str]] = None,
-        teacher_per_stage: bool = False,
-        explore: float = 0.0,
-        random_train_parts: int = 0,
-        rank_cap_at_chance: bool = False,
-        teach_on_image: bool = False,
-        crops_train_backbone: bool = True,
+        teacher_per_stage: bool = True,
+        explore: float = 0.5,
+        rank_cap_at_chance: bool = True,
+        teach_on_image: bool = True,
+        crops_train_backbone: bool = False,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -233,12 +239,13 @@ class FPLHead(BaseModule):
             )
         if isinstance(crop_size, int):
             crop_size = (crop_size, crop_size)
-        crop_size = tuple(int(c) for c in crop_size)
-        if len(crop_size) != 2 or min(crop_size) <= 0:
-            raise ValueError(
-                f'crop_size={crop_size}: not a size; give a positive int or '
-                '(h, w)'
-            )
+        if crop_size is not None:
+            crop_size = tuple(int(c) for c in crop_size)
+            if len(crop_size) != 2 or min(crop_size) <= 0:
+                raise ValueError(
+                    f'crop_size={crop_size}: not a size; give a positive '
+                    'int, (h, w) or None (half the input)'
+                )
         if anchor_cfgs is None:
             anchor_cfgs = [dict() for _ in range(num_stages)]
         if len(anchor_cfgs) != num_stages:
@@ -294,15 +301,6 @@ class FPLHead(BaseModule):
                 'off'
             )
         self.explore = float(explore)
-        if not 0 <= random_train_parts <= num_train_parts - num_test_parts:
-            raise ValueError(
-                f'random_train_parts={random_train_parts}: must be in [0, '
-                f'num_train_parts - num_test_parts] = [0, '
-                f'{num_train_parts - num_test_parts}], since the fusion '
-                "uses the navigator's first K picks; lower it or raise "
-                'num_train_parts'
-            )
-        self.random_train_parts = int(random_train_parts)
         self.rank_cap_at_chance = bool(rank_cap_at_chance)
         self.teach_on_image = bool(teach_on_image)
         self.crops_train_backbone = bool(crops_train_backbone)
@@ -344,8 +342,13 @@ class FPLHead(BaseModule):
 
     def get_anchors(
         self, stage: int, img_shape: Tuple[int, int], device: torch.device
-    ) -> Tensor:
+    ) -> Tuple[Tensor, int]:
         """Anchors of one stage for an input size, cached.
+
+        The levels are fitted to the input size
+        (:func:`~scrim_mm.models.utils.fit_anchor_levels`); the kept levels
+        are the first ones, so their anchors are the first of the
+        navigator's scores.
 
         Args:
             stage (int): Stage index.
@@ -353,20 +356,24 @@ class FPLHead(BaseModule):
             device (torch.device): Device of the anchors.
 
         Returns:
-            Tensor: Float32 anchors (A, 4), ``(x1, y1, x2, y2)``.
+            Tuple[Tensor, int]: Float32 anchors (A, 4), ``(x1, y1, x2,
+            y2)``, of the kept levels, and ``A``.
         """
         img_shape = (int(img_shape[0]), int(img_shape[1]))
         key = (stage, img_shape, device, torch.float32)
         anchors = self._anchor_cache.get(key)
         if anchors is None:
             cfg = self.anchor_cfgs[stage]
+            num_kept, sizes = fit_anchor_levels(
+                cfg['sizes'], cfg['scales'], img_shape
+            )
             try:
                 anchors = generate_anchors(
                     img_shape,
-                    cfg['strides'],
-                    cfg['sizes'],
-                    cfg['scales'],
-                    cfg['ratios'],
+                    cfg['strides'][:num_kept],
+                    sizes[:num_kept],
+                    _first_levels(cfg['scales'], num_kept),
+                    _first_levels(cfg['ratios'], num_kept),
                     device,
                     torch.float32,
                 )
@@ -375,7 +382,7 @@ class FPLHead(BaseModule):
                     f'stage {self.stage_names[stage]}: {e}'
                 ) from e
             self._anchor_cache[key] = anchors
-        return anchors
+        return anchors, anchors.shape[0]
 
     def forward(
         self, enhanced: Sequence[Tensor], img_shape: Tuple[int, int]
@@ -400,7 +407,9 @@ class FPLHead(BaseModule):
         boxes, scores = [], []
         for i, feat in enumerate(enhanced):
             name, stride = self.stage_names[i], self.stage_strides[i]
-            anchors = self.get_anchors(i, (height, width), feat.device)
+            anchors, num_anchors = self.get_anchors(
+                i, (height, width), feat.device
+            )
             # The anchors assume a map of exactly input / stride: a backbone
             # that pads or crops its maps would misplace every region.
             expected = (height // stride, width // stride)
@@ -413,48 +422,19 @@ class FPLHead(BaseModule):
                     'stage stride'
                 )
             with record_function('scrim/navigator'):
-                all_scores = self._navigate(i, feat.detach())
+                # The scores of the levels fitted out of the input are
+                # dropped (the last ones).
+                all_scores = self._navigate(i, feat.detach())[:, :num_anchors]
             with record_function('scrim/anchors_nms'):
                 select = all_scores
                 if self.training and self.explore > 0:
                     select = self._perturb(all_scores)
-                num_random = self.random_train_parts if self.training else 0
                 keep = batched_hard_nms(
-                    anchors, select, self.nms_iou, num_parts - num_random
+                    anchors, select, self.nms_iou, num_parts
                 )
-                if num_random:
-                    keep = torch.cat(
-                        [
-                            keep,
-                            self._random_regions(keep, anchors, num_random),
-                        ],
-                        dim=1,
-                    )
                 boxes.append(anchors[keep])
                 scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
-
-    @staticmethod
-    def _random_regions(keep: Tensor, anchors: Tensor, num: int) -> Tensor:
-        """Draw ``num`` distinct anchors per image that are not in ``keep``.
-
-        Args:
-            keep (Tensor): The navigator's picks (B, N), long.
-            anchors (Tensor): The anchors (A, 4).
-            num (int): Regions to draw per image.
-
-        Returns:
-            Tensor: Long indices (B, num) into the anchors.
-        """
-        if anchors.shape[0] < keep.shape[1] + num:
-            raise ValueError(
-                f'random_train_parts={num}: only {anchors.shape[0]} anchors '
-                f'for {keep.shape[1]} navigator picks and {num} random '
-                'regions; lower num_train_parts or use more anchors'
-            )
-        draw = torch.rand(keep.shape[0], anchors.shape[0], device=keep.device)
-        draw.scatter_(1, keep, -1.0)
-        return draw.topk(num, dim=1).indices
 
     def _perturb(self, scores: Tensor) -> Tensor:
         """Scores with exploration noise, for the training selection only.
@@ -507,10 +487,13 @@ class FPLHead(BaseModule):
             ``(b, s, n)``, zero-padded outside the image.
         """
         num_imgs, num_stages, num_parts = boxes.shape[:3]
+        crop_size = self.crop_size
+        if crop_size is None:
+            crop_size = (inputs.shape[-2] // 2, inputs.shape[-1] // 2)
         return crop_regions(
             inputs,
             boxes.reshape(num_imgs, num_stages * num_parts, 4),
-            self.crop_size,
+            crop_size,
         )
 
     def teacher(self, part_feats: Tensor) -> Tensor:

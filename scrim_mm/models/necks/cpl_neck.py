@@ -103,8 +103,8 @@ class CPLNeck(BaseModule):
             and the loss trains OSME and the embedding only. Trained from
             scratch on the hard demo set, the metric loss pulled the
             backbone's pooled features to one point per part within the
-            first epoch and kept them there; the from-scratch demo configs
-            set False (docs/part_benchmark.md). Defaults to True.
+            first epoch and kept them there (docs/part_benchmark.md); True
+            is MAMC's behaviour. Defaults to False.
         diversity_loss_trains_backbone (bool | Sequence[bool]): Whether
             the diversity loss of the head on the part maps reaches the
             backbone, one for all stages or one per stage. False: it sees
@@ -125,7 +125,7 @@ class CPLNeck(BaseModule):
         embed_dims: Optional[int] = 512,
         stage_names: Optional[Sequence[str]] = None,
         in_indices: Optional[Sequence[int]] = None,
-        metric_loss_trains_backbone: bool = True,
+        metric_loss_trains_backbone: bool = False,
         diversity_loss_trains_backbone: Union[bool, Sequence[bool]] = True,
         init_cfg: Optional[dict] = None,
     ) -> None:

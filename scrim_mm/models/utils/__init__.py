@@ -1,5 +1,10 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from .anchors import generate_anchors, num_anchors_per_level
+from .anchors import (
+    MAX_REGION_FRAC,
+    fit_anchor_levels,
+    generate_anchors,
+    num_anchors_per_level,
+)
 from .attention import part_attention_maps, part_diversity
 from .crop_norm_stats import CropNormStats
 from .crops import crop_regions
@@ -9,6 +14,8 @@ from .targets import unpack_targets
 
 __all__ = [
     'CropNormStats',
+    'MAX_REGION_FRAC',
+    'fit_anchor_levels',
     'generate_anchors',
     'num_anchors_per_level',
     'batched_hard_nms',

@@ -160,3 +160,54 @@ def generate_anchors(
         boxes = centres[:, :, None, :] + half[None, None]  # (ny, nx, T, 4)
         anchors.append(boxes.reshape(-1, 4))
     return torch.cat(anchors).to(device=device, dtype=dtype)
+
+
+#: Widest square box of a kept anchor level, as a fraction of the smaller
+#: input side. NTS-Net's stage-4 pyramid at 448 px reaches 304 px boxes,
+#: and at 128 px its first level alone (60-76 px) let the best region
+#: "contain" the part in 44 % of images by chance (part benchmark): a
+#: region as large as the image localises nothing.
+MAX_REGION_FRAC = 0.4
+
+
+def fit_anchor_levels(
+    sizes: Sequence[float],
+    scales: PerLevel,
+    img_shape: Tuple[int, int],
+    max_frac: float = MAX_REGION_FRAC,
+) -> Tuple[int, List[float]]:
+    """Fit the anchor levels of one stage to an input size.
+
+    The levels are kept from the first on while their widest square box,
+    ``size * max(scales)``, is at most ``max_frac`` of the smaller input
+    side. When not even the first one is, it is kept with its size shrunk
+    so that its widest square box is exactly that wide. At 448 px this
+    drops only the last level of NTS-Net's stage-4 pyramid (192-304 px
+    boxes); at 128 px stage 3 keeps its first level (30-38 px boxes) and
+    stage 4 its first, shrunk to 40-51 px boxes from 60-76 px.
+
+    Args:
+        sizes (Sequence[float]): Base size of every level.
+        scales (Sequence[float] | Sequence[Sequence[float]]): Scales, shared
+            or per level.
+        img_shape (Tuple[int, int]): Input size ``(H, W)``.
+        max_frac (float): The widest kept box over the smaller input side.
+            Defaults to :data:`MAX_REGION_FRAC`.
+
+    Returns:
+        Tuple[int, List[float]]: The number of kept levels (the first
+        ones), and the sizes of all levels (the first one shrunk when it
+        did not fit).
+    """
+    scales = _per_level(scales, len(sizes), 'scales')
+    limit = max_frac * min(int(img_shape[0]), int(img_shape[1]))
+    sizes = [float(v) for v in sizes]
+    num_kept = 0
+    for size, lvl_scales in zip(sizes, scales):
+        if size * max(lvl_scales) > limit + 1e-6:
+            break
+        num_kept += 1
+    if num_kept == 0:
+        num_kept = 1
+        sizes[0] = limit / max(scales[0])
+    return num_kept, sizes
