@@ -39,7 +39,6 @@ train_dataloader = dict(
     batch_size=8,
     batch_sampler=dict(
         type='SCRIMClassBalancedBatchSampler',
-        num_classes_per_batch=4,
         num_samples_per_class=2,
     ),
 )

@@ -11,6 +11,9 @@ What is checked (:func:`check_config`):
   (the first missing file is named and the expected layout shown);
 * every ``num_classes`` of the model (``model.num_classes``, heads, data
   preprocessor) against the number of classes of every checked dataset;
+* the batch size of every loader with SCRIM's class-balanced batch sampler
+  against its ``num_samples_per_class`` (``K`` must divide it: a batch is
+  ``batch_size // K`` classes of ``K`` images);
 * the network input size against the FPL stage strides (the anchors need
   an input divisible by every stage stride) and the FPL ``crop_size``
   against the input size (see :data:`MAX_CROP_TO_INPUT`). Stage strides
@@ -227,6 +230,34 @@ def _unwrap(dataset_cfg: dict) -> dict:
     return innermost
 
 
+def _check_batch_sampler(loader_cfg: dict, loader: str) -> None:
+    """The batch size of a loader against its P x K batch sampler.
+
+    Args:
+        loader_cfg (dict): A dataloader config.
+        loader (str): Its config key, for the message.
+    """
+    batch_sampler = loader_cfg.get('batch_sampler')
+    if _type_name(batch_sampler) != 'SCRIMClassBalancedBatchSampler':
+        return
+    if 'num_classes_per_batch' in batch_sampler:
+        raise ValueError(
+            f'{loader}.batch_sampler.num_classes_per_batch='
+            f'{batch_sampler["num_classes_per_batch"]!r}: no longer an '
+            f'argument, the classes per batch are {loader}.batch_size // '
+            'num_samples_per_class; delete it and set the batch size'
+        )
+    if batch_sampler.get('num_samples_per_class') is None:
+        return  # the sampler names the missing argument when built
+    from scrim_mm.datasets.samplers import SCRIMClassBalancedBatchSampler
+
+    SCRIMClassBalancedBatchSampler.classes_per_batch(
+        loader_cfg.get('batch_size'),
+        batch_sampler['num_samples_per_class'],
+        key=f'{loader}.batch_size',
+    )
+
+
 # --------------------------------------------------------------------------
 # Network input size
 # --------------------------------------------------------------------------
@@ -421,9 +452,10 @@ def check_config(
 
     Raises:
         FileNotFoundError: A dataset folder is missing or incomplete.
-        ValueError: A ``num_classes`` of the model differs from the
-            dataset's, an input size the FPL anchors cannot use, or a crop
-            size larger than twice the input.
+        ValueError: A batch size that the ``num_samples_per_class`` of the
+            class-balanced batch sampler does not divide, a ``num_classes``
+            of the model differs from the dataset's, an input size the FPL
+            anchors cannot use, or a crop size larger than twice the input.
     """
     if loaders is None:
         loaders = (
@@ -443,6 +475,7 @@ def check_config(
         loader_cfg = cfg.get(loader)
         if not loader_cfg or not loader_cfg.get('dataset'):
             continue
+        _check_batch_sampler(loader_cfg, loader)
         key = f'{loader}.dataset'
         dataset_cfg = _unwrap(loader_cfg['dataset'])
         check_dataset_layout(dataset_cfg, key=key)

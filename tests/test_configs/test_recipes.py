@@ -52,11 +52,9 @@ def test_batch_comment_matches_config(path):
     batch_sampler = loader.get('batch_sampler')
     if batch_sampler is not None:
         assert batch_sampler.type == 'SCRIMClassBalancedBatchSampler'
-        assert (
-            batch_sampler.num_classes_per_batch
-            * batch_sampler.num_samples_per_class
-            == per_gpu
-        )
+        # P = per_gpu // K classes of K images each.
+        assert 'num_classes_per_batch' not in batch_sampler
+        assert per_gpu % batch_sampler.num_samples_per_class == 0
 
 
 @pytest.mark.parametrize('stem', sorted(RECIPES))

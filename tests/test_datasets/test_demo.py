@@ -369,7 +369,6 @@ def test_runner_dataloader_on_demo_cub(tmp_path):
         sampler=dict(type='DefaultSampler', shuffle=True),
         batch_sampler=dict(
             type='SCRIMClassBalancedBatchSampler',
-            num_classes_per_batch=2,
             num_samples_per_class=2,
         ),
         batch_size=4,

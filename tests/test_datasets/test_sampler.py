@@ -57,10 +57,14 @@ class MultiLabelDataset(LabelledDataset):
 def _sampler(
     labels=UNEVEN, p=P, k=K, seed=0, dataset_type=FakeDataset, **kwargs
 ):
-    """The batch sampler over a ``DefaultSampler``, as the Runner builds."""
+    """The batch sampler over a ``DefaultSampler``, as the Runner builds.
+
+    The batch size is ``p * k`` unless ``batch_size`` is given.
+    """
     sampler = DefaultSampler(dataset_type(labels), seed=seed)
+    kwargs.setdefault('batch_size', p * k)
     return SCRIMClassBalancedBatchSampler(
-        sampler, num_classes_per_batch=p, num_samples_per_class=k, **kwargs
+        sampler, num_samples_per_class=k, **kwargs
     )
 
 
@@ -193,29 +197,58 @@ def test_one_label_per_image():
         _sampler(dataset_type=MultiLabelDataset)
 
 
+@pytest.mark.parametrize('p', [1, 2, 5, 7])
+def test_any_batch_size_that_k_divides(p):
+    # P follows from the batch size: batch_size // K classes per batch.
+    batch_sampler = _sampler(batch_size=p * K, rank=0, world_size=1)
+    assert batch_sampler.batch_size == p * K
+    assert batch_sampler.num_classes_per_batch == p
+    batches = list(batch_sampler)
+    for batch in batches:
+        _check_batch(batch, UNEVEN, p, K)
+    assert set().union(*batches) == set(range(len(UNEVEN)))
+
+
 def test_too_many_classes_per_batch():
     with pytest.raises(
-        ValueError, match=r'^num_classes_per_batch=8: .* 7 classes'
+        ValueError,
+        match=r'^batch_size=32: 8 classes of 4 images per batch, more than '
+        r'the 7 classes .*; use a batch size of at most 28 \(7 x 4\) or '
+        r'raise batch_sampler.num_samples_per_class$',
     ):
         _sampler(p=8)
 
 
 @pytest.mark.parametrize('bad', [0, -1, 2.0, True])
-def test_invalid_p_or_k(bad):
-    with pytest.raises(ValueError, match=r'^num_classes_per_batch=.*positive'):
-        _sampler(p=bad)
-    with pytest.raises(ValueError, match=r'^num_samples_per_class=.*positive'):
-        _sampler(k=bad)
-
-
-def test_batch_size_is_checked():
-    assert _sampler(batch_size=P * K).batch_size == P * K
+def test_invalid_batch_size_or_k(bad):
     with pytest.raises(
-        ValueError,
-        match=r"^batch_size=8: .* 3 x 4 = 12; set the dataloader's "
-        r'batch_size to 12$',
+        ValueError, match=r'^batch_sampler.num_samples_per_class=.*positive'
     ):
-        _sampler(batch_size=8)
+        _sampler(k=bad)
+    with pytest.raises(ValueError, match=r'^batch_size=.*positive'):
+        _sampler(batch_size=bad)
+
+
+@pytest.mark.parametrize(
+    'batch_size, examples', [(13, '12 or 16'), (2, '4 or 8'), (6, '4 or 8')]
+)
+def test_batch_size_not_a_multiple_of_k(batch_size, examples):
+    with pytest.raises(ValueError) as info:
+        _sampler(batch_size=batch_size)
+    assert str(info.value) == (
+        f'batch_size={batch_size}: not a multiple of '
+        'batch_sampler.num_samples_per_class=4; use a batch size that 4 '
+        f'divides (e.g. {examples})'
+    )
+
+
+def test_classes_per_batch_names_the_config_key():
+    check = SCRIMClassBalancedBatchSampler.classes_per_batch
+    assert check(12, 4) == 3
+    with pytest.raises(
+        ValueError, match=r'^train_dataloader.batch_size=5: not a multiple'
+    ):
+        check(5, 2, key='train_dataloader.batch_size')
 
 
 def test_sampler_without_seed_and_epoch():
@@ -223,7 +256,7 @@ def test_sampler_without_seed_and_epoch():
     with pytest.raises(
         ValueError, match=r'^sampler=SequentialSampler: .*DefaultSampler'
     ):
-        SCRIMClassBalancedBatchSampler(sampler, P, K)
+        SCRIMClassBalancedBatchSampler(sampler, P * K, K)
 
 
 def test_invalid_rank():
@@ -249,7 +282,6 @@ def _loader(batch_size: int = P * K, **cfg):
         sampler=dict(type='DefaultSampler', shuffle=True),
         batch_sampler=dict(
             type='SCRIMClassBalancedBatchSampler',
-            num_classes_per_batch=P,
             num_samples_per_class=K,
         ),
         batch_size=batch_size,
@@ -298,8 +330,20 @@ def test_runner_dataloader_epochs_and_resume():
     assert [batch['index'] for batch in resumed] == second
 
 
+def test_runner_dataloader_takes_p_from_batch_size():
+    # The Runner hands the dataloader's batch_size to the batch sampler.
+    loader = _loader(2 * K)
+    assert loader.batch_sampler.num_classes_per_batch == 2
+    batches = [batch['index'] for batch in loader]
+    assert len(batches) == len(loader) == 7  # 13 chunks, 3 of class 0
+    for batch in batches:
+        _check_batch(batch, UNEVEN, 2, K)
+
+
 def test_runner_dataloader_wrong_batch_size():
-    with pytest.raises(ValueError, match=r'^batch_size=13: '):
+    with pytest.raises(
+        ValueError, match=r'^batch_size=13: not a multiple of .*=4; '
+    ):
         _loader(P * K + 1)
 
 

@@ -51,7 +51,7 @@ def _sampler_indices(rank: int) -> dict:
     dataset = Labels(np.repeat(np.arange(8), 4))
     batch_sampler = SCRIMClassBalancedBatchSampler(
         DefaultSampler(dataset),
-        num_classes_per_batch=2,
+        batch_size=4,
         num_samples_per_class=2,
     )
     batch_sampler.sampler.set_epoch(1)

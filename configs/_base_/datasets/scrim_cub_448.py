@@ -4,7 +4,8 @@
 # class-balanced batch sampler in the training loader (mmpretrain's
 # DefaultSampler stays as its source of seed and epoch). The part-contrastive
 # loss needs several images of one class in a batch: each per-GPU batch of 8
-# is P x K = 4 classes x 2 images. The per-GPU batch_size must stay P x K.
+# is P x K = 4 classes x 2 images. Another per-GPU batch_size that K = 2
+# divides works too: P = batch_size // K.
 # Configs that inherit this import the plugin (custom_imports) themselves:
 # mmengine refuses a key that two bases both set.
 _base_ = ['mmpretrain::_base_/datasets/cub_bs8_448.py']
@@ -13,7 +14,6 @@ train_dataloader = dict(
     batch_size=8,
     batch_sampler=dict(
         type='SCRIMClassBalancedBatchSampler',
-        num_classes_per_batch=4,
         num_samples_per_class=2,
     ),
 )

@@ -19,9 +19,12 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
     With uniform sampling and hundreds of classes, a batch of 16 images
     rarely holds two images of one class, so almost every anchor has no
     positive and the loss vanishes. Like MAMC's sampler, this one builds
-    every batch from ``P = num_classes_per_batch`` distinct classes with
-    ``K = num_samples_per_class`` images each: the batch size is ``P * K``,
-    owned by this batch sampler.
+    every batch from ``P`` distinct classes with ``K =
+    num_samples_per_class`` images each. ``P`` follows from the
+    dataloader's ``batch_size``: ``P = batch_size // K``, so any batch size
+    that ``K`` divides works (e.g. ``--cfg-options
+    train_dataloader.batch_size=4`` with ``K = 2`` gives 2 classes x 2
+    images).
 
     It is set through the ``batch_sampler`` key of an mmengine dataloader
     config, as mmdet's ``AspectRatioBatchSampler`` is. mmengine's Runner
@@ -34,11 +37,10 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
     A config reads::
 
         train_dataloader = dict(
-            batch_size=8,  # P x K; mmengine requires it (auto_scale_lr)
+            batch_size=8,  # P x K: 4 classes x 2 images
             sampler=dict(type='DefaultSampler', shuffle=True),
             batch_sampler=dict(
                 type='SCRIMClassBalancedBatchSampler',
-                num_classes_per_batch=4,
                 num_samples_per_class=2),
             ...)
 
@@ -73,11 +75,10 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
             mmpretrain datasets do, or ``get_cat_ids(idx)`` with one label
             each), ``seed`` and ``epoch``, e.g. mmengine's
             ``DefaultSampler``.
-        num_classes_per_batch (int): ``P``, distinct classes per batch.
-        num_samples_per_class (int): ``K``, images of each class per batch.
-        batch_size (int, optional): The dataloader's per-rank batch size
-            (mmengine passes it); it must equal ``P * K`` when given.
-            Defaults to None.
+        batch_size (int): The dataloader's per-rank batch size (mmengine's
+            Runner passes it); a multiple of ``num_samples_per_class``.
+        num_samples_per_class (int): ``K``, images of each class per batch;
+            each batch holds ``batch_size // K`` distinct classes.
         rank (int, optional): This process's rank; from
             ``mmengine.dist.get_dist_info()`` if None. Defaults to None.
         world_size (int, optional): Number of processes; from
@@ -87,22 +88,13 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
     def __init__(
         self,
         sampler: Sampler,
-        num_classes_per_batch: int,
+        batch_size: int,
         num_samples_per_class: int,
-        batch_size: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
     ) -> None:
-        for name, value in (
-            ('num_classes_per_batch', num_classes_per_batch),
-            ('num_samples_per_class', num_samples_per_class),
-        ):
-            valid = isinstance(value, int) and not isinstance(value, bool)
-            if not valid or value < 1:
-                raise ValueError(
-                    f'{name}={value!r}: must be a positive integer; set '
-                    f'batch_sampler.{name} to one'
-                )
+        p = self.classes_per_batch(batch_size, num_samples_per_class)
+        k = num_samples_per_class
         missing = [
             attr
             for attr in ('dataset', 'seed', 'epoch')
@@ -115,15 +107,7 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
                 "takes its data and order; set the dataloader's sampler to "
                 "dict(type='DefaultSampler')"
             )
-        p, k = num_classes_per_batch, num_samples_per_class
-        if batch_size is not None and batch_size != p * k:
-            raise ValueError(
-                f'batch_size={batch_size!r}: differs from the P x K batch '
-                f'of num_classes_per_batch x num_samples_per_class = {p} x '
-                f"{k} = {p * k}; set the dataloader's batch_size to "
-                f'{p * k}'
-            )
-        super().__init__(sampler, p * k, drop_last=False)
+        super().__init__(sampler, batch_size, drop_last=False)
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
@@ -132,6 +116,7 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
                 f'rank={self.rank}: not a rank of world_size='
                 f'{self.world_size}; give 0 <= rank < world_size'
             )
+        #: int: ``P``, distinct classes per batch (``batch_size // K``).
         self.num_classes_per_batch = p
         self.num_samples_per_class = k
 
@@ -141,10 +126,13 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
             np.flatnonzero(inverse == c) for c in range(len(classes))
         ]
         if p > len(classes):
+            n = len(classes)
             raise ValueError(
-                f'num_classes_per_batch={p}: larger than the {len(classes)} '
-                'classes with images in the dataset, and a batch needs that '
-                'many distinct classes; lower num_classes_per_batch'
+                f'batch_size={batch_size}: {p} classes of {k} images per '
+                f'batch, more than the {n} classes with images in the '
+                'dataset, and a batch needs distinct classes; use a batch '
+                f'size of at most {n * k} ({n} x {k}) or raise '
+                'batch_sampler.num_samples_per_class'
             )
         num_chunks = np.array(
             [math.ceil(len(idx) / k) for idx in self.class_indices]
@@ -155,6 +143,49 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
             max(math.ceil(num_chunks.sum() / p), num_chunks.max())
         )
         self.num_batches = math.ceil(self.num_global_batches / self.world_size)
+
+    @staticmethod
+    def classes_per_batch(
+        batch_size: int, num_samples_per_class: int, key: str = 'batch_size'
+    ) -> int:
+        """Check a batch size against ``K`` and return ``P``.
+
+        The config check of the tools calls it too, before anything is
+        built, so both report a bad batch size in the same words.
+
+        Args:
+            batch_size (int): The dataloader's per-rank batch size.
+            num_samples_per_class (int): ``K``, images of each class per
+                batch.
+            key (str): The config key of the batch size, for the message.
+                Defaults to ``'batch_size'``.
+
+        Returns:
+            int: ``P = batch_size // K``, distinct classes per batch.
+
+        Raises:
+            ValueError: ``K`` or the batch size is not a positive integer,
+                or ``K`` does not divide the batch size.
+        """
+        k = num_samples_per_class
+        for name, value in (
+            ('batch_sampler.num_samples_per_class', k),
+            (key, batch_size),
+        ):
+            valid = isinstance(value, int) and not isinstance(value, bool)
+            if not valid or value < 1:
+                raise ValueError(
+                    f'{name}={value!r}: must be a positive integer; set '
+                    f'{name} to one'
+                )
+        if batch_size % k:
+            below = max(k, batch_size // k * k)
+            raise ValueError(
+                f'{key}={batch_size}: not a multiple of '
+                f'batch_sampler.num_samples_per_class={k}; use a batch size '
+                f'that {k} divides (e.g. {below} or {below + k})'
+            )
+        return batch_size // k
 
     @staticmethod
     def _get_labels(dataset: Sized) -> np.ndarray:
@@ -243,8 +274,8 @@ class SCRIMClassBalancedBatchSampler(BatchSampler):
 
         Returns:
             list[list[int]]: ``world_size * ceil(B / world_size)`` batches of
-            ``P * K`` dataset indices each; rank ``r`` iterates over batches
-            ``r, r + world_size, ...`` in this order.
+            ``P * K = batch_size`` dataset indices each; rank ``r`` iterates
+            over batches ``r, r + world_size, ...`` in this order.
         """
         epoch = self.sampler.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.seed % 2**32, epoch])
