@@ -5,9 +5,10 @@
 # Assumes 8 GPUs x 8 images = total batch 64 (auto_scale_lr base_batch_size
 # 64); each per-GPU batch is P x K = 4 classes x 2 images from the
 # class-balanced sampler of the dataset base. With another total batch, add
-# --auto-scale-lr to scale the learning rate linearly (the per-GPU batch
-# must stay P x K). Schedule: SGD lr 0.01 (new SCRIM layers x10), momentum
-# 0.9, nesterov, wd 5e-4, 5 warm-up epochs + cosine, 100 epochs.
+# --auto-scale-lr to scale the learning rate linearly (any per-GPU batch
+# that K = 2 divides: P = batch // K). Schedule: SGD lr 0.01 (new SCRIM
+# layers x10, navigators x0.3), momentum 0.9, nesterov, wd 5e-4, 5 warm-up
+# epochs + cosine, 100 epochs.
 _base_ = [
     './models/scrim_r50.py',
     './schedules/scrim_sgd_100e.py',

@@ -129,7 +129,8 @@ def test_recipe_settings(stem):
 
 
 def test_new_layers_learn_ten_times_faster():
-    """paramwise_cfg gives every SCRIM layer 10x the backbone's lr."""
+    """paramwise_cfg gives every SCRIM layer 10x the backbone's lr, but the
+    navigators 0.3x (navigator_lr_mult)."""
     cfg = _recipe('scrim_r50_cub')
     cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -139,10 +140,15 @@ def test_new_layers_learn_ten_times_faster():
     lrs = {}
     for group in wrapper.optimizer.param_groups:
         for param in group['params']:
-            lrs[names[id(param)].split('.')[0]] = group['lr']
-    assert lrs['backbone'] == pytest.approx(0.01)
+            name = names[id(param)]
+            if name.startswith('fpl_head.navigators.'):
+                name = 'navigators'
+            lrs.setdefault(name.split('.')[0], set()).add(group['lr'])
+    rates = {module: sorted(found) for module, found in lrs.items()}
+    assert rates['backbone'] == pytest.approx([0.01])
+    assert rates['navigators'] == pytest.approx([0.003])
     for module in ('neck', 'fpl_head', 'head'):
-        assert lrs[module] == pytest.approx(0.1), module
+        assert rates[module] == pytest.approx([0.1]), module
 
 
 @pytest.mark.parametrize('stem', sorted(RECIPES))

@@ -165,6 +165,9 @@ def test_paramwise_cfg_still_applies():
     wrapper = build_optim_wrapper(model, cfg)
     lrs = {id(g['params'][0]): g['lr'] for g in wrapper.optimizer.param_groups}
     nav = next(model.fpl_head.navigators.parameters())
-    assert lrs[id(nav)] == pytest.approx(1.0)
+    teacher = next(model.fpl_head.teacher_fcs.parameters())
+    assert lrs[id(teacher)] == pytest.approx(1.0)
+    # navigator_lr_mult (0.3) wins over the shorter key 'fpl_head'.
+    assert lrs[id(nav)] == pytest.approx(0.03)
     assert lrs[id(model.backbone.conv1.weight)] == pytest.approx(0.1)
     assert isinstance(wrapper.clip_func, BranchGradClipper)

@@ -7,6 +7,10 @@
 #   at 10x the backbone's rate (lr_mult=10, i.e. 0.1 at batch 64). The
 #   backbone keeps the 0.01 that mmpretrain fine-tunes ResNet-50 on CUB with;
 #   the multiplier is our default, not a number from the anchor papers.
+#   The FPL navigators are the exception: SCRIMOptimWrapperConstructor
+#   gives them paramwise_cfg.navigator_lr_mult (default 0.3) x the base
+#   rate, through the custom key 'fpl_head.navigators', which wins over
+#   'fpl_head' (mmengine applies the longest matching key).
 # - gradient clipping, per branch: the navigators' hinge ranking loss can run
 #   away early in training, so gradients are clipped; the navigators are
 #   clipped on their own (SCRIMOptimWrapperConstructor), so their large
