@@ -530,18 +530,33 @@ def test_head_contrastive_weights_per_stage():
 def test_head_diversity_weights_per_stage():
     out, fpl = _head_inputs()
     samples = _samples([0, 1, 0, 1])
-    plain = _head().loss(out, samples, fpl)
-    weighted = _head(diversity_weights=(0.3, 0.2)).loss(out, samples, fpl)
+    ones = _head(diversity_weights=(1.0, 1.0)).loss(out, samples, fpl)
+    default = _head().loss(out, samples, fpl)
+    weighted = _head(diversity_weights=(0.5, 2.0)).loss(out, samples, fpl)
     loss_fn = MODELS.build(dict(type='PartDiversityLoss'))
-    for i, (s, w) in enumerate(zip(('s3', 's4'), (0.3, 0.2))):
+    for i, s in enumerate(('s3', 's4')):
         maps = part_attention_maps(out.feats[i], out.excitations[i])
         expect = loss_fn(maps)
         assert expect.item() > 0.01
-        # None weights every stage 1.0
-        torch.testing.assert_close(plain[f'loss_diversity_{s}'], expect)
-        torch.testing.assert_close(weighted[f'loss_diversity_{s}'], w * expect)
+        torch.testing.assert_close(ones[f'loss_diversity_{s}'], expect)
+        # None: 0.2 on the last stage, 1.5 x 0.2 = 0.3 on the one before
+        torch.testing.assert_close(
+            default[f'loss_diversity_{s}'], (0.3, 0.2)[i] * expect
+        )
+        torch.testing.assert_close(
+            weighted[f'loss_diversity_{s}'], (0.5, 2.0)[i] * expect
+        )
     with pytest.raises(ValueError, match=r'^diversity_weights=\(1.0,\): 1'):
         _head(diversity_weights=(1.0,))
+
+
+def test_head_default_diversity_weights_grow_on_earlier_stages():
+    """None: 0.2 on the last stage, 1.5 times more on each earlier one."""
+    assert _head().diversity_weights == pytest.approx((0.3, 0.2))
+    three = _head(part_channels=(128, 256, 512))
+    assert three.diversity_weights == pytest.approx((0.45, 0.3, 0.2))
+    # given weights are kept as they are
+    assert _head(diversity_weights=(1.0, 0.5)).diversity_weights == (1.0, 0.5)
 
 
 def test_head_loss_with_gt_score():
@@ -755,6 +770,24 @@ def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
     # the part classifiers' inputs train the backbone either way
     g = torch.autograd.grad(sum(v.sum() for v in out.part_vecs), maps)
     assert all(x.abs().sum() > 0 for x in g)
+
+
+def test_metric_loss_cut_from_the_backbone_by_default():
+    """By default the metric loss trains OSME and the embedding only."""
+    torch.manual_seed(0)
+    neck = _neck()
+    assert neck.metric_loss_trains_backbone is False
+    maps = tuple(m.requires_grad_() for m in _maps(batch=3))
+    out = neck(maps)
+    metric_loss = sum(e.square().sum() for e in out.part_embeds)
+    *to_maps, to_osme = torch.autograd.grad(
+        metric_loss,
+        list(maps) + [neck.osmes[0].excite_weight],
+        allow_unused=True,
+    )
+    assert to_osme.abs().sum() > 0
+    for g in to_maps:
+        assert g is None or g.abs().sum() == 0
 
 
 def test_diversity_loss_reaches_the_backbone_per_stage():

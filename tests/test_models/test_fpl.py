@@ -15,9 +15,11 @@ from scrim_mm.models.heads import FPLHead
 from scrim_mm.models.heads.fpl_head import default_anchor_cfg
 from scrim_mm.models.losses import RegionRankingLoss
 from scrim_mm.models.utils import (
+    MAX_REGION_FRAC,
     Navigator,
     batched_hard_nms,
     crop_regions,
+    fit_anchor_levels,
     generate_anchors,
 )
 
@@ -120,6 +122,38 @@ def test_anchor_errors():
         nts_anchors((16, 16))
     with pytest.raises(ValueError, match=r'^sizes=\(48,\): 1 entries'):
         generate_anchors((64, 64), (32, 64), (48,), (1.0,), (1.0,))
+
+
+def test_fit_anchor_levels_by_hand():
+    """Levels are kept while their widest square box (size x the largest
+    scale) is at most 0.4 of the smaller input side."""
+    assert MAX_REGION_FRAC == 0.4
+    s4, s3 = default_anchor_cfg(32), default_anchor_cfg(16)
+    # 448: limit 179.2; stage-4 widest boxes 48 S2 = 76.2, 96 S2 = 152.4,
+    # 192 S2 = 304.8: two levels, sizes unchanged.
+    num, sizes = fit_anchor_levels(s4['sizes'], s4['scales'], (448, 448))
+    assert num == 2
+    assert sizes == pytest.approx([48.0, 96.0, 192.0])
+    # 128: limit 51.2 < 76.2, not even the first level fits: it is kept,
+    # shrunk so that its widest box is 51.2.
+    num, sizes = fit_anchor_levels(s4['sizes'], s4['scales'], (128, 128))
+    assert num == 1
+    assert sizes[0] == pytest.approx(0.4 * 128 / 2 ** (2 / 3))
+    assert sizes[0] * S2 == pytest.approx(51.2)
+    # Stage 3 at 128: 24 S2 = 38.1 fits, 48 S2 = 76.2 does not.
+    num, sizes = fit_anchor_levels(s3['sizes'], s3['scales'], (128, 128))
+    assert num == 1
+    assert sizes[0] == pytest.approx(24.0)
+    # The smaller side sets the limit: 448 x 128 is 128's case.
+    num, sizes = fit_anchor_levels(s4['sizes'], s4['scales'], (448, 128))
+    assert num == 1
+    assert sizes[0] == pytest.approx(0.4 * 128 / 2 ** (2 / 3))
+    # max_frac = 1: limit 448 >= 304.8, all three levels.
+    num, sizes = fit_anchor_levels(
+        s4['sizes'], s4['scales'], (448, 448), max_frac=1.0
+    )
+    assert num == 3
+    assert sizes == pytest.approx([48.0, 96.0, 192.0])
 
 
 # -------------------------------------------------------------------- NMS
@@ -319,6 +353,26 @@ def r18_feats(num_imgs=2, size=128):
     ]
 
 
+def test_fpl_head_defaults():
+    """The part benchmark's validated setting is the default."""
+    head = MODELS.build(
+        dict(
+            type='FPLHead',
+            num_classes=5,
+            in_channels=(256, 512),
+            feat_channels=512,
+            stage_strides=(16, 32),
+        )
+    )
+    assert (head.num_train_parts, head.num_test_parts) == (4, 2)
+    assert head.crop_size is None
+    assert head.teacher_per_stage is True and len(head.teacher_fcs) == 2
+    assert head.explore == 0.5
+    assert head.rank_cap_at_chance is True
+    assert head.teach_on_image is True
+    assert head.crops_train_backbone is False
+
+
 def test_fpl_head_shapes_train_eval():
     torch.manual_seed(0)
     head = r18_head()
@@ -326,31 +380,85 @@ def test_fpl_head_shapes_train_eval():
     feats = r18_feats()
     head.train()
     boxes, scores = head(feats, (128, 128))
-    assert boxes.shape == (2, 2, 6, 4) and scores.shape == (2, 2, 6)
+    # M = 4 regions per stage in training, K = 2 at inference.
+    assert boxes.shape == (2, 2, 4, 4) and scores.shape == (2, 2, 4)
     assert boxes.dtype == scores.dtype == torch.float32
     assert not boxes.requires_grad and scores.requires_grad
     # Boxes are anchors: centres inside the image, sizes of the levels.
     centres = (boxes[..., :2] + boxes[..., 2:]) / 2
     assert (centres > 0).all() and (centres < 128).all()
-    # Smallest anchor side: stage 3, 24 * 2^(1/3) * sqrt(0.667); largest:
-    # stage 4, 192 * 2^(2/3) / sqrt(0.667).
+    # Only the first level of each stage fits 128 px. Smallest anchor
+    # side: stage 3, 24 * 2^(1/3) * sqrt(0.667) = 24.7; largest: stage 4,
+    # shrunk to a widest square box of 0.4 * 128 = 51.2, times sqrt(1.5).
     sides = boxes[..., 2:] - boxes[..., :2]
-    assert (sides > 24).all() and (sides < 374).all()
+    assert (sides > 24).all()
+    assert (sides <= 0.4 * 128 * math.sqrt(1.5) + 1e-3).all()
     crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
-    assert crops.shape == (2 * 2 * 6, 3, 32, 32)
+    assert crops.shape == (2 * 2 * 4, 3, 32, 32)
 
     head.eval()
     with torch.no_grad():
         boxes_k, scores_k = head(feats, (128, 128))
-    assert boxes_k.shape == (2, 2, 4, 4) and scores_k.shape == (2, 2, 4)
-    # Greedy NMS: the K picks are the first K of the M picks.
-    torch.testing.assert_close(boxes_k, boxes[:, :, :4])
+    assert boxes_k.shape == (2, 2, 2, 4) and scores_k.shape == (2, 2, 2)
     assert head.crop(torch.randn(2, 3, 128, 128), boxes_k).shape == (
-        16,
+        8,
         3,
         32,
         32,
     )
+    # Greedy NMS: the K picks are the first K of the M picks of a
+    # training selection without exploration noise.
+    plain = r18_head(explore=0.0)
+    plain.load_state_dict(head.state_dict())
+    plain.train()
+    with torch.no_grad():
+        boxes_m, _ = plain(feats, (128, 128))
+    torch.testing.assert_close(boxes_k, boxes_m[:, :, :2])
+
+
+def test_fpl_head_boxes_fitted_to_a_small_input():
+    """At 128 px no returned box is wider than 0.4 of the side (times the
+    stretch of the ratio 1.5), and every stage keeps its first level."""
+    torch.manual_seed(0)
+    head = r18_head().eval()
+    with torch.no_grad():
+        boxes, scores = head(r18_feats(), (128, 128))
+    assert boxes.shape == (2, 2, 2, 4) and scores.shape == (2, 2, 2)
+    limit = 0.4 * 128 * math.sqrt(1.5) + 1e-3
+    assert ((boxes[..., 2] - boxes[..., 0]) <= limit).all()
+    assert ((boxes[..., 3] - boxes[..., 1]) <= limit).all()
+    # Stage 4 (stride 32): ceil(128 / 32)^2 positions x (2 scales x 3
+    # ratios) of its first level; stage 3 (stride 16): ceil(128 / 16)^2 x 6.
+    assert len(head._anchor_cache) == 2  # cached by the forward
+    anchors, num = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    assert num == anchors.shape[0] == math.ceil(128 / 32) ** 2 * (2 * 3)
+    anchors3, num3 = head.get_anchors(0, (128, 128), torch.device('cpu'))
+    assert num3 == anchors3.shape[0] == math.ceil(128 / 16) ** 2 * (2 * 3)
+    # Every returned box is one of the kept anchors.
+    for b in range(2):
+        for box in boxes[b, 1]:
+            assert ((anchors - box).abs().sum(1) < 1e-4).any()
+
+
+def test_fpl_head_derived_crop_size():
+    """crop_size=None: half the input size of the batch."""
+    head = r18_head(crop_size=None)
+    assert head.crop_size is None
+    boxes = torch.tensor([[0.0, 0, 32, 32], [16.0, 8, 48, 40]])
+    boxes = boxes.expand(1, 2, 2, 4)
+    square = torch.randn(1, 3, 96, 96)
+    crops = head.crop(square, boxes)
+    assert crops.shape == (4, 3, 48, 48)
+    torch.testing.assert_close(
+        crops, crop_regions(square, boxes.reshape(1, 4, 4), (48, 48))
+    )
+    # (H, W) = (128, 64): crops of 64 x 32
+    tall = torch.randn(1, 3, 128, 64)
+    assert head.crop(tall, boxes).shape == (4, 3, 64, 32)
+    # A given size is kept whatever the input.
+    fixed = r18_head(crop_size=40)
+    assert fixed.crop(square, boxes).shape == (4, 3, 40, 40)
+    assert fixed.crop(tall, boxes).shape == (4, 3, 40, 40)
 
 
 def test_fpl_head_crop_order():
@@ -379,8 +487,8 @@ def test_fpl_head_resnet50_channels():
     )
     feats = [torch.randn(1, 1024, 8, 8), torch.randn(1, 2048, 4, 4)]
     boxes, scores = head(feats, (128, 128))
-    assert boxes.shape == (1, 2, 6, 4) and scores.shape == (1, 2, 6)
-    part_feats = torch.randn(1, 2, 6, 2048)
+    assert boxes.shape == (1, 2, 4, 4) and scores.shape == (1, 2, 4)
+    part_feats = torch.randn(1, 2, 4, 2048)
     losses = head.loss(part_feats, scores, torch.tensor([2]))
     assert set(losses) == {
         'loss_teacher_s3',
@@ -394,19 +502,25 @@ def test_fpl_head_anchor_cache():
     head = r18_head()
     feats = r18_feats()
     head(feats, (128, 128))
-    anchors = head.get_anchors(1, (128, 128), torch.device('cpu'))
-    assert head.get_anchors(1, (128, 128), torch.device('cpu')) is anchors
-    # Stage 4 anchors at 128: 4x4x6 + 2x2x6 + 1x1x9.
-    assert anchors.shape == (96 + 24 + 9, 4)
+    anchors, num = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    assert head.get_anchors(1, (128, 128), torch.device('cpu'))[0] is anchors
+    # Stage 4 anchors at 128: the first level only (4x4x6); the other two
+    # (2x2x6 + 1x1x9) are fitted out.
+    assert anchors.shape == (96, 4) and num == 96
     assert len(head._anchor_cache) == 2
+    # At 448 the last level is fitted out: 14x14x6 + 7x7x6.
+    anchors, num = head.get_anchors(1, (448, 448), torch.device('cpu'))
+    assert anchors.shape == (1176 + 294, 4) and num == 1176 + 294
+    assert len(head._anchor_cache) == 3
 
 
-def test_fpl_head_gradients():
+@pytest.mark.parametrize('crops_train_backbone', [False, True])
+def test_fpl_head_gradients(crops_train_backbone):
     torch.manual_seed(0)
-    head = r18_head()
+    head = r18_head(crops_train_backbone=crops_train_backbone)
     feats = [f.requires_grad_(True) for f in r18_feats()]
     boxes, scores = head(feats, (128, 128))
-    part_feats = torch.randn(2, 2, 6, 512, requires_grad=True)
+    part_feats = torch.randn(2, 2, 4, 512, requires_grad=True)
     labels = torch.tensor([0, 3])
     losses = head.loss(part_feats, scores, labels)
     for loss in losses.values():
@@ -426,17 +540,27 @@ def test_fpl_head_gradients():
         assert nav.convs[0].weight.grad.abs().sum() > 0
 
     head.zero_grad(set_to_none=True)
-    # Teacher losses: teacher (and part features) only.
+    # Teacher losses: the teachers (one per stage) and, with
+    # crops_train_backbone (NTS-Net), the part features; never the
+    # navigators.
     (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
-    assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
-    assert part_feats.grad.abs().sum() > 0
+    for fc in head.teacher_fcs:
+        assert fc.weight.grad.abs().sum() > 0
+    if crops_train_backbone:
+        assert part_feats.grad.abs().sum() > 0
+    else:
+        assert part_feats.grad is None
     for p in head.navigators.parameters():
         assert p.grad is None
 
 
-def test_fpl_head_teacher_loss_value_and_soft_labels():
+@pytest.mark.parametrize('cap', [True, False])
+def test_fpl_head_teacher_loss_value_and_soft_labels(cap):
     torch.manual_seed(0)
-    head = r18_head(teacher_loss=dict(type='CrossEntropyLoss', loss_weight=2))
+    head = r18_head(
+        teacher_loss=dict(type='CrossEntropyLoss', loss_weight=2),
+        rank_cap_at_chance=cap,
+    )
     part_feats = torch.randn(2, 2, 3, 512)
     scores = torch.randn(2, 2, 3)
     labels = torch.tensor([1, 4])
@@ -452,6 +576,10 @@ def test_fpl_head_teacher_loss_value_and_soft_labels():
         labels.repeat_interleave(3),
         reduction='none',
     ).view(2, 3)
+    if cap:
+        # (default) the ranking sees the per-crop CE capped at chance
+        assert (per_crop > math.log(5)).any()
+        per_crop = per_crop.clamp(max=math.log(5))
     torch.testing.assert_close(
         losses['loss_rank_s4'], RegionRankingLoss()(scores[:, 1], per_crop)
     )
@@ -496,7 +624,12 @@ def test_fpl_head_custom_anchor_cfgs():
         (2, 2, 3),
     ]
     boxes, scores = head(r18_feats(), (128, 128))
-    assert boxes.shape == (2, 2, 6, 4)
+    assert boxes.shape == (2, 2, 4, 4)
+    # At 128 (limit 51.2) stage 3 keeps both its levels (widest boxes 24
+    # and 48): 8x8x3 + 4x4x3; stage 4 its first, shrunk: 4x4x(2x1).
+    cpu = torch.device('cpu')
+    assert head.get_anchors(0, (128, 128), cpu)[1] == 192 + 48
+    assert head.get_anchors(1, (128, 128), cpu)[1] == 32
 
 
 def test_fpl_head_autocast_bf16():
@@ -506,10 +639,10 @@ def test_fpl_head_autocast_bf16():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         boxes, scores = head(feats, (128, 128))
         crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
-        part_feats = torch.randn(2, 2, 6, 512).bfloat16()
+        part_feats = torch.randn(2, 2, 4, 512).bfloat16()
         losses = head.loss(part_feats, scores, torch.tensor([0, 1]))
     assert boxes.dtype == torch.float32 and scores.dtype == torch.float32
-    assert crops.shape == (24, 3, 32, 32)
+    assert crops.shape == (16, 3, 32, 32)
     for loss in losses.values():
         assert loss.dtype == torch.float32 and torch.isfinite(loss)
     sum(losses.values()).backward()
@@ -524,7 +657,7 @@ def test_fpl_head_autocast_bf16():
 
 def test_fpl_head_explore_perturbs_training_selection_only():
     torch.manual_seed(0)
-    plain = r18_head()
+    plain = r18_head(explore=0.0)
     explorer = r18_head(explore=2.0)
     explorer.load_state_dict(plain.state_dict())
     feats = r18_feats()
@@ -539,7 +672,7 @@ def test_fpl_head_explore_perturbs_training_selection_only():
     # ... and their plain navigator scores are returned for the ranking
     # loss: every returned score is the score of the returned anchor.
     all_scores = plain._navigate(1, feats[1])
-    anchors = plain.get_anchors(1, (128, 128), torch.device('cpu'))
+    anchors, _ = plain.get_anchors(1, (128, 128), torch.device('cpu'))
     for b in range(2):
         idx = [
             int(((anchors - box).abs().sum(1) < 1e-4).nonzero()[0])
@@ -555,54 +688,6 @@ def test_fpl_head_explore_perturbs_training_selection_only():
         )
     with pytest.raises(ValueError, match='explore=-1'):
         r18_head(explore=-1)
-
-
-def test_fpl_head_random_train_parts_follow_the_navigator_picks():
-    torch.manual_seed(0)
-    picker = r18_head(num_train_parts=3, num_test_parts=2)
-    mixed = r18_head(num_train_parts=5, num_test_parts=2, random_train_parts=2)
-    mixed.load_state_dict(picker.state_dict())
-    feats = r18_feats(num_imgs=3)
-    picker.train()
-    mixed.train()
-    boxes_p, scores_p = picker(feats, (128, 128))
-    torch.manual_seed(1)
-    boxes_m, scores_m = mixed(feats, (128, 128))
-    assert boxes_m.shape == (3, 2, 5, 4) and scores_m.shape == (3, 2, 5)
-    # The first M - R regions are the navigator's NMS picks ...
-    torch.testing.assert_close(boxes_m[:, :, :3], boxes_p)
-    torch.testing.assert_close(scores_m[:, :, :3], scores_p)
-    for s in range(2):
-        anchors = mixed.get_anchors(s, (128, 128), torch.device('cpu'))
-        all_scores = mixed._navigate(s, feats[s])
-        for b in range(3):
-            idx = [
-                int(((anchors - box).abs().sum(1) < 1e-4).nonzero()[0])
-                for box in boxes_m[b, s]
-            ]
-            # ... the last R are other anchors, all distinct, and every
-            # score is the plain score of its anchor.
-            assert len(set(idx)) == 5
-            torch.testing.assert_close(scores_m[b, s], all_scores[b, idx])
-    # The draw changes from step to step.
-    torch.manual_seed(2)
-    assert not torch.equal(
-        mixed(feats, (128, 128))[0][:, :, 3:], boxes_m[:, :, 3:]
-    )
-    # Inference keeps the K navigator picks only.
-    picker.eval()
-    mixed.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(
-            mixed(feats, (128, 128))[0], picker(feats, (128, 128))[0]
-        )
-    with pytest.raises(ValueError, match=r'random_train_parts=3: .*\[0, 2\]'):
-        r18_head(num_train_parts=4, num_test_parts=2, random_train_parts=3)
-    # More regions than anchors cannot be distinct.
-    with pytest.raises(ValueError, match=r'random_train_parts=2: only 6 '):
-        FPLHead._random_regions(
-            torch.zeros(1, 5, dtype=torch.long), torch.zeros(6, 4), 2
-        )
 
 
 @pytest.mark.parametrize('cap', [False, True])
@@ -637,7 +722,8 @@ def test_fpl_head_rank_cap_at_chance_ties_worse_than_guessing(cap):
 
 def test_fpl_head_teacher_per_stage():
     torch.manual_seed(0)
-    head = r18_head(teacher_per_stage=True)
+    head = r18_head()  # a teacher per stage by default
+    assert head.teacher_per_stage is True
     assert len(head.teacher_fcs) == 2
     part_feats = torch.randn(2, 2, 3, 512)
     logits = head.teacher(part_feats)
@@ -652,12 +738,25 @@ def test_fpl_head_teacher_per_stage():
     assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
     grad = head.teacher_fcs[1].weight.grad
     assert grad is None or grad.abs().sum() == 0
-    assert len(r18_head().teacher_fcs) == 1
+    # teacher_per_stage=False (NTS-Net): one teacher for all stages
+    shared = r18_head(teacher_per_stage=False)
+    assert len(shared.teacher_fcs) == 1
+    logits = shared.teacher(part_feats)
+    for i in range(2):
+        torch.testing.assert_close(
+            logits[:, i], shared.teacher_fcs[0](part_feats[:, i])
+        )
+    losses = shared.loss(
+        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1])
+    )
+    losses['loss_teacher_s4'].backward()
+    assert shared.teacher_fcs[0].weight.grad.abs().sum() > 0
 
 
 def test_fpl_head_teach_on_image():
     torch.manual_seed(0)
-    head = r18_head(teach_on_image=True)
+    head = r18_head()  # on by default
+    assert head.teach_on_image is True
     part_feats = torch.randn(2, 2, 3, 512)
     image_feats = torch.randn(2, 512)
     scores = torch.randn(2, 2, 3)
@@ -676,8 +775,8 @@ def test_fpl_head_teach_on_image():
     assert not torch.allclose(
         losses['loss_teacher_s3'], plain['loss_teacher_s3']
     )
-    # off by default: image features are ignored
-    off = r18_head()
+    # off: image features are ignored
+    off = r18_head(teach_on_image=False)
     off.load_state_dict(head.state_dict())
     torch.testing.assert_close(
         off.loss(part_feats, scores, labels, image_feats=image_feats)[
@@ -700,7 +799,7 @@ def test_fpl_head_teacher_as_probe():
     assert part_feats.grad is None and image_feats.grad is None
     assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
     # the same values as with gradients to the features
-    other = r18_head(teach_on_image=True)
+    other = r18_head(crops_train_backbone=True, teach_on_image=True)
     other.load_state_dict(head.state_dict())
     ref = other.loss(
         part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]), image_feats
@@ -708,3 +807,7 @@ def test_fpl_head_teacher_as_probe():
     torch.testing.assert_close(
         losses['loss_teacher_s4'], ref['loss_teacher_s4']
     )
+    # ... and those reach the features, through the crops and the image
+    (ref['loss_teacher_s3'] + ref['loss_teacher_s4']).backward()
+    assert part_feats.grad.abs().sum() > 0
+    assert image_feats.grad.abs().sum() > 0

@@ -147,9 +147,12 @@ def test_predict_fills_given_samples_and_matches_tensor_mode():
     )
 
 
-def test_gradient_routing():
+@pytest.mark.parametrize('crops_train_backbone', [False, True])
+def test_gradient_routing(crops_train_backbone):
     """Navigators learn from the ranking loss only; the rest from CE."""
-    model = build(scrim_cfg(R18))
+    cfg = scrim_cfg(R18)
+    cfg['fpl_head']['crops_train_backbone'] = crops_train_backbone
+    model = build(cfg)
     model.train()
     x = torch.randn(4, 3, 64, 64)
     losses = model(x, samples([0, 0, 1, 1]), mode='loss')
@@ -176,9 +179,19 @@ def test_gradient_routing():
     assert sum(grads(ce, nav)) == 0
     assert sum(grads(ce, backbone)) > 0
     assert sum(grads(losses['loss_teacher_s4'], teacher)) > 0
-    # The crops are re-encoded by the shared backbone: the teacher loss
-    # reaches it.
-    assert sum(grads(losses['loss_teacher_s4'], backbone)) > 0
+    if crops_train_backbone:
+        # The crops are re-encoded by the shared backbone (NTS-Net): the
+        # teacher loss reaches it.
+        assert sum(grads(losses['loss_teacher_s4'], backbone)) > 0
+    else:
+        # (default) The teachers are probes of the backbone's features:
+        # neither the crops nor the image feature pass the loss back.
+        assert sum(grads(losses['loss_teacher_s4'], backbone)) == 0
+    # The metric loss is cut from the backbone by default (the neck's
+    # metric_loss_trains_backbone=False) ...
+    assert sum(grads(losses['loss_contrast_s4'], backbone)) == 0
+    # ... while the fused classification trains it.
+    assert sum(grads(losses['loss_fused'], backbone)) > 0
 
 
 def test_mixup_soft_labels():
@@ -270,8 +283,8 @@ def minimal_cfg(depth: int = 50, num_classes: int = 200, **kwargs) -> dict:
 def test_minimal_config_trains_and_predicts():
     """ResNet-18 in the minimal form: one training step, one prediction.
 
-    Everything is at its default (224 px crops, M = 6, K = 4); one 64 px
-    image keeps the step at about 3 s on a CPU core.
+    Everything is at its default (crops of half the input, M = 4, K = 2);
+    one 64 px image keeps the step at about 3 s on a CPU core.
     """
     torch.manual_seed(0)
     model = build(minimal_cfg(depth=18, num_classes=4))
@@ -287,8 +300,9 @@ def test_minimal_config_trains_and_predicts():
     model.eval()
     (pred,) = model.val_step(data)
     assert pred.pred_score.shape == (4,)
-    assert pred.pred_boxes.shape == (8, 4)
-    assert pred.pred_box_stages.tolist() == [0] * 4 + [1] * 4
+    # K = 2 regions for each of the 2 stages
+    assert pred.pred_boxes.shape == (4, 4)
+    assert pred.pred_box_stages.tolist() == [0] * 2 + [1] * 2
 
 
 def test_minimal_resnet50_wiring_and_predict_on_meta():
@@ -305,10 +319,12 @@ def test_minimal_resnet50_wiring_and_predict_on_meta():
     assert (fpl.num_classes, head.num_classes) == (200, 200)
     assert head.part_channels == (1024, 2048)
     assert (head.in_channels, head.fpl_channels) == (2048, 2048)
-    assert (head.num_parts, head.num_fpl_parts) == (2, 8)
+    assert (head.num_parts, head.num_fpl_parts) == (2, 4)
     assert head.contrastive_weights == (0.25, 0.5)
-    # global 2048 + 2 parts x (1024 + 2048) + 2 stages x 4 regions x 2048
-    assert head.fused_channels == 24576
+    assert head.diversity_weights == pytest.approx((0.3, 0.2))
+    assert (fpl.num_train_parts, fpl.num_test_parts) == (4, 2)
+    # global 2048 + 2 parts x (1024 + 2048) + 2 stages x 2 regions x 2048
+    assert head.fused_channels == 2048 + 2 * 3072 + 4 * 2048 == 16384
     # mmpretrain's batch augments need the count in the data preprocessor.
     assert model.data_preprocessor.num_classes == 200
     # The model base of the ResNet-50 recipes spells out the same model.
@@ -323,7 +339,7 @@ def test_minimal_resnet50_wiring_and_predict_on_meta():
     model = model.to('meta').eval()
     preds = model.predict(torch.zeros(2, 3, 448, 448, device='meta'))
     assert [p.pred_score.shape for p in preds] == [(200,)] * 2
-    assert [p.pred_boxes.shape for p in preds] == [(8, 4)] * 2
+    assert [p.pred_boxes.shape for p in preds] == [(4, 4)] * 2
 
 
 @pytest.mark.parametrize(
@@ -396,10 +412,13 @@ def test_given_values_are_honoured():
     derived = build(
         minimal_cfg(depth=18, num_classes=4, neck=dict(embed_dims=32))
     )
-    given = build(scrim_cfg(R18, crop_size=224))
-    assert {k: v.shape for k, v in derived.state_dict().items()} == {
-        k: v.shape for k, v in given.state_dict().items()
-    }
+    given = build(scrim_cfg(R18, train_parts=4, test_parts=2, crop_size=None))
+    shapes = {k: v.shape for k, v in derived.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in given.state_dict().items()}
+    # global 512 + 2 parts x (256 + 512) + 2 stages x 2 regions x 512
+    assert shapes['head.fc.weight'] == (4, 512 + 2 * 768 + 4 * 512)
+    # a teacher per stage
+    assert shapes['fpl_head.teacher_fcs.1.weight'] == (4, 512)
 
 
 def test_num_classes_from_any_one_part():
@@ -437,6 +456,45 @@ def test_stages_follow_out_indices():
     assert model.neck.stage_names == ('s2', 's4')
     assert model.fpl_head.stage_strides == (8, 32)
     assert model.fpl_head.in_channels == (128, 512)
+
+
+def test_teacher_image_feature_is_the_backbone_last_output(monkeypatch):
+    """neck.in_indices leaving out the backbone's last output: the teachers
+    (teach_on_image, the default) learn from the pooled last output, the
+    feature the crops give, not from the neck's last stage (256 channels
+    against teachers of 512 inputs: a crash)."""
+    torch.manual_seed(0)
+    cfg = minimal_cfg(
+        depth=18,
+        num_classes=3,
+        backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
+        neck=dict(in_indices=(1, 2), embed_dims=32),
+    )
+    model = build(cfg)
+    assert model.fpl_head.teach_on_image is True
+    assert model.neck.in_channels == (128, 256)
+    assert model.fpl_head.feat_channels == 512
+    seen = {}
+    fpl_loss = model.fpl_head.loss
+
+    def spy(part_feats, scores, labels, image_feats=None):
+        seen['part'], seen['image'] = part_feats, image_feats
+        return fpl_loss(part_feats, scores, labels, image_feats)
+
+    monkeypatch.setattr(model.fpl_head, 'loss', spy)
+    model.train()
+    x = torch.randn(2, 3, 64, 64)
+    losses = model(x, samples([0, 2]), mode='loss')
+    teacher = {k: v for k, v in losses.items() if k.startswith('loss_teacher')}
+    assert len(teacher) == 2
+    assert all(torch.isfinite(v) for v in teacher.values())
+    assert all(torch.isfinite(v) for v in losses.values())
+    # The image feature: the pooled 512-channel last output of the backbone
+    with torch.no_grad():
+        last = model.backbone(x)[-1].mean(dim=(2, 3))
+    assert seen['part'].shape == (2, 2, 4, 512)
+    assert seen['image'].shape == (2, 512)
+    torch.testing.assert_close(seen['image'], last, rtol=1e-4, atol=1e-5)
 
 
 class _DataDependent(torch.nn.Module):
