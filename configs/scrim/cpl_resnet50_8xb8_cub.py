@@ -6,10 +6,14 @@
 # CPLNeck, and a CPL-only SCRIMHead (num_fpl_parts=0, its default)
 # classifies concat(GAP(stage 4), part vectors) with the part classifiers
 # and the part-contrastive loss. mmpretrain's DefaultSampler rarely puts
-# two images of a class in a batch of 8, so the contrastive term is often
-# zero; see README, "Using SCRIM inside your own mmpretrain config", for
-# the sampler.
-_base_ = ['mmpretrain::resnet/resnet50_8xb8_cub.py']
+# two images of a class in a batch of 8, so the contrastive term would
+# often be zero: the runtime base (configs/_base_/scrim_runtime.py) adds
+# the class-balanced batch sampler (4 classes x 2 images per GPU) and
+# gradient clipping (max_norm 5; without navigators it is one global clip).
+_base_ = [
+    'mmpretrain::resnet/resnet50_8xb8_cub.py',
+    '../_base_/scrim_runtime.py',
+]
 
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 
@@ -27,3 +31,5 @@ model = dict(
         part_channels=(1024, 2048),
     ),
 )
+train_dataloader = dict(batch_sampler=_base_.scrim_batch_sampler)
+optim_wrapper = _base_.scrim_optim_wrapper

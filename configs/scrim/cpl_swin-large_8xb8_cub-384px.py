@@ -5,8 +5,15 @@
 # of 768 and 1536 channels at strides 16 and 32 (24x24 and 12x12 at 384 px);
 # a CPLNeck and a CPL-only SCRIMHead (num_fpl_parts=0, its default) replace
 # the global pooling and the linear head. The stage-3 output norm (norm2) is
-# new and starts from its default initialisation.
-_base_ = ['mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py']
+# new and starts from its default initialisation. The runtime base
+# (configs/_base_/scrim_runtime.py) adds the class-balanced batch sampler
+# (4 classes x 2 images per GPU, positives for the part-contrastive loss);
+# its clipping (max_norm 5) is the recipe's own, one global clip without
+# navigators.
+_base_ = [
+    'mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py',
+    '../_base_/scrim_runtime.py',
+]
 
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 
@@ -24,3 +31,5 @@ model = dict(
         part_channels=(768, 1536),
     ),
 )
+train_dataloader = dict(batch_sampler=_base_.scrim_batch_sampler)
+optim_wrapper = _base_.scrim_optim_wrapper

@@ -7,10 +7,14 @@
 # one, untuned for ConvNeXt.
 # ConvNeXt-T stages 3 and 4: 384 / 768 channels at strides 16 / 32 (28x28
 # and 14x14 at 448 px); gap_before_final_norm=False keeps them as maps.
-# Besides the model, two things that full SCRIM needs change: the
-# class-balanced sampler (positives for the part-contrastive loss) and
-# gradient clipping (the navigators' ranking loss).
-_base_ = ['mmpretrain::resnet/resnet50_8xb8_cub.py']
+# Besides the model, the runtime base (configs/_base_/scrim_runtime.py)
+# adds what full SCRIM's losses need: the class-balanced batch sampler
+# (positives for the part-contrastive loss) and gradient clipping per
+# branch (the navigators' ranking loss).
+_base_ = [
+    'mmpretrain::resnet/resnet50_8xb8_cub.py',
+    '../_base_/scrim_runtime.py',
+]
 
 custom_imports = dict(imports=['scrim_mm'], allow_failed_imports=False)
 
@@ -35,17 +39,8 @@ model = dict(
     ),
 )
 
-train_dataloader = dict(
-    batch_size=8,
-    batch_sampler=dict(
-        type='SCRIMClassBalancedBatchSampler',
-        num_samples_per_class=2,
-    ),
-)
-
-optim_wrapper = dict(
-    constructor='SCRIMOptimWrapperConstructor', clip_grad=dict(max_norm=5.0)
-)
+train_dataloader = dict(batch_sampler=_base_.scrim_batch_sampler)
+optim_wrapper = _base_.scrim_optim_wrapper
 
 # tools/test.py --tta: average the class scores of the test view and its
 # horizontal flip; the regions come from the un-flipped view.

@@ -1,6 +1,7 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Helpers shared by the config tests (paths, tools, small pipelines)."""
 
+import ast
 import copy
 import importlib.util
 import re
@@ -45,6 +46,24 @@ MIXING = {
     ),
     'scrim_resnet18_8xb32_in1k': 'mmpretrain::resnet/resnet18_8xb32_in1k.py',
 }
+# The configs that put SCRIM's neck and heads onto one of mmpretrain's own
+# configs (MIXING, the CPL-only ones, ConvNeXt-T on the CUB recipe); each
+# takes SCRIM's training needs from the runtime base.
+RUNTIME_BASE = '../_base_/scrim_runtime.py'
+RUNTIME_LINES = (
+    'train_dataloader = dict(batch_sampler=_base_.scrim_batch_sampler)',
+    'optim_wrapper = _base_.scrim_optim_wrapper',
+)
+MIXED_INTO = dict(
+    MIXING,
+    **{
+        'cpl_resnet50_8xb8_cub': 'mmpretrain::resnet/resnet50_8xb8_cub.py',
+        'cpl_swin-large_8xb8_cub-384px': (
+            'mmpretrain::swin_transformer/swin-large_8xb8_cub-384px.py'
+        ),
+        'scrim_convnext-tiny_cub': 'mmpretrain::resnet/resnet50_8xb8_cub.py',
+    },
+)
 SCRIM_LOSSES = {
     'loss_fused',
     'loss_raw',
@@ -85,6 +104,23 @@ def load_script(rel_path: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def config_bases(path: Path) -> list:
+    """The ``_base_`` list a config file states itself (not inherited).
+
+    Args:
+        path (Path): The config file.
+
+    Returns:
+        list[str]: Its ``_base_`` entries; empty without any.
+    """
+    for node in ast.parse(path.read_text(encoding='utf-8')).body:
+        names = {getattr(t, 'id', None) for t in getattr(node, 'targets', [])}
+        if '_base_' in names:
+            bases = ast.literal_eval(node.value)
+            return [bases] if isinstance(bases, str) else list(bases)
+    return []
 
 
 def metafile_models() -> dict:

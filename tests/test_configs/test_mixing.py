@@ -3,8 +3,11 @@
 
 Each mixing config (``MIXING``) inherits one of mmpretrain's configs and
 turns its model into a full SCRIM (CPL + FPL + fusion) in at most five
-lines beyond ``_base_`` and ``custom_imports``; the wiring follows the
-backbone. Each builds with its real architecture and runs one loss step
+lines beyond ``_base_``, ``custom_imports`` and the two lines that take
+SCRIM's batch sampler and clipping from the runtime base
+(``configs/_base_/scrim_runtime.py``); the wiring follows the backbone.
+Every config that mixes SCRIM into one of mmpretrain's (``MIXED_INTO``)
+has that base. Each builds with its real architecture and runs one loss step
 and one predict step on small random inputs: 64 px, batch 2, 32 px crops.
 Swin-L is built for real (about 2 s) and run with batch 1 at 32 px (the
 smallest input its stage strides allow) and one region per FPL stage:
@@ -29,10 +32,15 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ._shared import (
+    CONFIG_DIR,
     CPL_ONLY_LOSSES,
+    MIXED_INTO,
     MIXING,
+    RUNTIME_BASE,
+    RUNTIME_LINES,
     SCRIM_CONFIG_DIR,
     SCRIM_LOSSES,
+    config_bases,
     load_script,
     metafile_models,
 )
@@ -46,7 +54,8 @@ SMALL = {'scrim_swin-large_8xb8_cub-384px': (32, 1, 1, 1)}
 
 
 def body_lines(path) -> list:
-    """The code lines of a config beyond ``_base_`` and ``custom_imports``.
+    """The code lines of a config beyond ``_base_``, ``custom_imports`` and
+    the two lines of the runtime base.
 
     Comments and blank lines do not count; a statement counts with all its
     lines.
@@ -71,7 +80,18 @@ def body_lines(path) -> list:
         if number not in skipped
         and line.strip()
         and not line.strip().startswith('#')
+        and line not in RUNTIME_LINES
     ]
+
+
+def _literal(path, name: str):
+    """The value a config file assigns to ``name``: literals and dict()."""
+    for node in ast.parse(path.read_text(encoding='utf-8')).body:
+        targets = getattr(node, 'targets', [])
+        if name in {getattr(t, 'id', None) for t in targets}:
+            code = compile(ast.Expression(node.value), str(path), 'eval')
+            return eval(code, {'__builtins__': {}, 'dict': dict})
+    raise KeyError(name)
 
 
 @pytest.mark.parametrize('stem', sorted(MIXING))
@@ -80,20 +100,67 @@ def test_mixing_config_is_a_few_lines(stem, tmp_path):
     body = body_lines(path)
     assert 0 < len(body) <= MAX_BODY_LINES, body
     assert all(line.startswith(('model', ' ')) for line in body), body
-    namespace = {}
-    exec(path.read_text(encoding='utf-8'), namespace)
-    assert namespace['_base_'] == [MIXING[stem]]
-    assert namespace['custom_imports'] == dict(
+    assert config_bases(path) == [MIXING[stem], RUNTIME_BASE]
+    assert _literal(path, 'custom_imports') == dict(
         imports=['scrim_mm'], allow_failed_imports=False
     )
     cfg = Config.fromfile(str(path))
     assert cfg.model.type == 'SCRIMClassifier'
-    # The data and the schedule are mmpretrain's.
+    # The data and the schedule are mmpretrain's, but for the batch
+    # sampler, the constructor and the clipping of the runtime base.
     base_path = tmp_path / 'base.py'
     base_path.write_text(f'_base_ = [{MIXING[stem]!r}]\n', encoding='utf-8')
     base = Config.fromfile(str(base_path))
-    assert cfg.train_dataloader == base.train_dataloader
-    assert cfg.optim_wrapper == base.optim_wrapper
+    loader = cfg.train_dataloader.to_dict()
+    assert loader.pop('batch_sampler') == cfg.scrim_batch_sampler
+    assert loader == base.train_dataloader.to_dict()
+    optim = cfg.optim_wrapper.to_dict()
+    assert optim.pop('constructor') == 'SCRIMOptimWrapperConstructor'
+    # mmengine's merge drops _delete_ where the recipe had a clip_grad.
+    clip = optim.pop('clip_grad')
+    assert clip in (dict(max_norm=5.0), dict(_delete_=True, max_norm=5.0))
+    base_optim = base.optim_wrapper.to_dict()
+    base_optim.pop('clip_grad', None)
+    assert optim == base_optim
+
+
+def _mixes_into_mmpretrain(path) -> bool:
+    """Whether a config inherits one of mmpretrain's model configs."""
+    return any(
+        base.startswith('mmpretrain::') and '_base_/' not in base
+        for base in config_bases(path)
+    )
+
+
+def test_every_mixing_config_is_known():
+    found = {
+        path.stem
+        for path in SCRIM_CONFIG_DIR.glob('*.py')
+        if _mixes_into_mmpretrain(path)
+    }
+    assert found == set(MIXED_INTO)
+
+
+@pytest.mark.parametrize('stem', sorted(MIXED_INTO))
+def test_mixing_config_has_the_runtime_base(stem):
+    path = SCRIM_CONFIG_DIR / f'{stem}.py'
+    assert config_bases(path) == [MIXED_INTO[stem], RUNTIME_BASE]
+    lines = path.read_text(encoding='utf-8').splitlines()
+    assert all(line in lines for line in RUNTIME_LINES)
+    cfg = Config.fromfile(str(path))
+    runtime = Config.fromfile(str(CONFIG_DIR / '_base_' / 'scrim_runtime.py'))
+    batch_sampler = cfg.train_dataloader.batch_sampler
+    assert batch_sampler.type == 'SCRIMClassBalancedBatchSampler'
+    assert batch_sampler == runtime.scrim_batch_sampler
+    assert cfg.train_dataloader.sampler.type == 'DefaultSampler'
+    # P = batch_size // K classes per batch.
+    k = batch_sampler.num_samples_per_class
+    assert cfg.train_dataloader.batch_size % k == 0
+    optim = cfg.optim_wrapper
+    assert optim.constructor == 'SCRIMOptimWrapperConstructor'
+    # The recipe's own clipping (none, None or a global one) is replaced.
+    clip = {key: v for key, v in optim.clip_grad.items() if key != '_delete_'}
+    assert clip == dict(max_norm=5.0)
 
 
 @pytest.mark.parametrize('stem', sorted(MIXING))

@@ -20,6 +20,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from ._shared import (
+    CONFIG_DIR,
     DEMO,
     LAYOUTS,
     RECIPES,
@@ -126,6 +127,22 @@ def test_recipe_settings(stem):
     assert warmup.type == 'LinearLR' and warmup.end == 5
     assert cosine.type == 'CosineAnnealingLR'
     assert cosine.end == cfg.train_cfg.max_epochs == 100
+
+
+@pytest.mark.parametrize('stem', sorted(RECIPES))
+def test_recipe_trains_as_the_runtime_base_says(stem):
+    """The R50 recipes set the batch sampler (dataset base) and the
+    clipping (schedule) themselves: both bases are siblings of a recipe,
+    and mmengine refuses a key that two bases set. They equal the runtime
+    base's, which the mixing configs take."""
+    cfg = _recipe(stem)
+    runtime = Config.fromfile(str(CONFIG_DIR / '_base_' / 'scrim_runtime.py'))
+    assert cfg.train_dataloader.batch_sampler == runtime.scrim_batch_sampler
+    expected = runtime.scrim_optim_wrapper.to_dict()
+    expected['clip_grad'].pop('_delete_')
+    optim = cfg.optim_wrapper
+    assert optim.constructor == expected['constructor']
+    assert optim.clip_grad == expected['clip_grad']
 
 
 def test_new_layers_learn_ten_times_faster():

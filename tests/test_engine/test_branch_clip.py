@@ -171,3 +171,15 @@ def test_paramwise_cfg_still_applies():
     assert lrs[id(nav)] == pytest.approx(0.03)
     assert lrs[id(model.backbone.conv1.weight)] == pytest.approx(0.1)
     assert isinstance(wrapper.clip_func, BranchGradClipper)
+
+
+def test_delete_key_left_in_clip_grad_is_dropped():
+    # configs/_base_/scrim_runtime.py sets clip_grad=dict(_delete_=True,
+    # ...); mmengine's merge keeps the key where the config had no
+    # clip_grad. The clip function must not receive it.
+    model = _scrim()
+    cfg = _optim_cfg(clip_grad=dict(_delete_=True, max_norm=1.0))
+    wrapper = build_optim_wrapper(model, cfg)
+    assert wrapper.clip_grad_kwargs == dict(max_norm=1.0)
+    assert isinstance(wrapper.clip_func, BranchGradClipper)
+    model.train_step(_batch(), wrapper)

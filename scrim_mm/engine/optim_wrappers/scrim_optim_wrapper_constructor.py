@@ -94,9 +94,18 @@ class SCRIMOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.navigator_lr_mult = float(lr_mult)
         if NAVIGATOR_KEY in (paramwise_cfg.get('custom_keys') or {}):
             self._refuse_navigator_key(NAVIGATOR_KEY)
+        clip_grad = optim_wrapper_cfg.get('clip_grad')
+        if isinstance(clip_grad, dict) and '_delete_' in clip_grad:
+            # configs/_base_/scrim_runtime.py replaces the clipping of the
+            # config it is mixed into with clip_grad=dict(_delete_=True,
+            # ...); mmengine's merge keeps that key where the config had no
+            # clip_grad, and the clip function must not receive it.
+            clip_grad = {k: v for k, v in clip_grad.items() if k != '_delete_'}
+            optim_wrapper_cfg = dict(optim_wrapper_cfg, clip_grad=clip_grad)
         super().__init__(optim_wrapper_cfg, paramwise_cfg or None)
 
     def _refuse_navigator_key(self, key: str) -> None:
+        """Raise the error of a custom key on the navigators."""
         raise ValueError(
             f'paramwise_cfg.custom_keys[{key!r}]: would set the '
             "navigators' learning rate, which navigator_lr_mult sets; "
