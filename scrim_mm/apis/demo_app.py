@@ -415,9 +415,10 @@ class SCRIMDemo:
         name = osp.basename(path)
         with self._lock:
             try:
-                (pred,) = self.inferencer(
-                    [img], return_datasamples=True, batch_size=1
-                )
+                # preprocess + forward: the inferencer's __call__ without
+                # its progress bar, which would print at every request.
+                (batch,) = self.inferencer.preprocess([img], batch_size=1)
+                (pred,) = self.inferencer.forward(batch)
                 rgb = np.ascontiguousarray(img[..., ::-1])
                 info = draw_regions(
                     rgb,
@@ -493,7 +494,9 @@ class SCRIMDemo:
                 answer['regions_html'],
                 answer['message'],
             )
-        return None, None, '', f'**Error:** {answer["message"]}'
+        # A cleared upload is no error: the message only says what to do.
+        prefix = '**Error:** ' if path else ''
+        return None, None, '', prefix + answer['message']
 
     def build(self):
         """The Gradio page (queued, one request at a time).

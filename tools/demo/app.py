@@ -4,17 +4,20 @@
 Usage::
 
     python tools/demo/app.py CONFIG CHECKPOINT [--device cpu] [--port N]
-        [--host 127.0.0.1] [--backend pytorch|onnxruntime]
-        [--examples IMAGE_OR_FOLDER]
+        [--host 127.0.0.1] [--examples IMAGE_OR_FOLDER]
+    python tools/demo/app.py --backend onnxruntime [CONFIG] MODEL.onnx
+        [--port N] [--host 127.0.0.1] [--examples IMAGE_OR_FOLDER]
 
 ``CONFIG`` is a config file or a model name, as ``tools/infer.py`` takes;
-with ``--backend onnxruntime`` ``CHECKPOINT`` is a file of
-``tools/deployment/pytorch2onnx.py``. Open the printed address in a
-browser, upload an image or pick an example (a few images of the config's
-test set, or ``--examples``): the page shows the top-5 classes, the regions
-each FPL stage mined, ranked with their navigator scores, and the part
-attentions of each CPL stage. Needs the demo extra
-(``pip install -e .[demo]``). ``scrim_mm.apis.SCRIMDemo`` does the work.
+with ``--backend onnxruntime`` the model is a file of
+``tools/deployment/pytorch2onnx.py`` (its metadata stands in for a missing
+config; the page then has no part attentions, which are not in the
+graph). Open the printed address in a browser, upload an image or pick an
+example (a few images of the config's test set, or ``--examples``): the
+page shows the top-5 classes, the regions each FPL stage mined, ranked
+with their navigator scores, and the part attentions of each CPL stage.
+The model is loaded once and requests take turns. Needs the demo extra
+(``pip install -e .[demo]``); ``scrim_mm.apis.SCRIMDemo`` does the work.
 """
 
 import argparse
@@ -40,9 +43,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Serve a browser page of SCRIM predictions'
     )
-    parser.add_argument('config', help='config file or model name')
     parser.add_argument(
-        'checkpoint', help='checkpoint file or URL (onnxruntime: .onnx file)'
+        'config',
+        help='config file or model name (onnxruntime: optional, before '
+        'the .onnx file)',
+    )
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint file or URL (onnxruntime: .onnx file)',
     )
     parser.add_argument(
         '--backend',
@@ -67,7 +76,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='an image or folder of example images (default: a few of the '
         "config's test set)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.checkpoint is None:
+        if args.backend == 'pytorch':
+            parser.error('expected CONFIG CHECKPOINT.')
+        # onnxruntime with one positional: MODEL.onnx, its own metadata.
+        args.config, args.checkpoint = None, args.config
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None, block: bool = True):
