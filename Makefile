@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(PY) tools/misc/make_demo_dataset.py --layout cub --out $(DEMO_DATA)
 	$(PY) tools/train.py configs/scrim/scrim_r18_demo.py --work-dir $(DEMO_WORK)
 	$(PY) tools/test.py configs/scrim/scrim_r18_demo.py $$(cat $(DEMO_WORK)/last_checkpoint) --work-dir $(DEMO_WORK)
+	@echo "See what the model sees, in a browser: $(PY) tools/demo/app.py configs/scrim/scrim_r18_demo.py $$(cat $(DEMO_WORK)/last_checkpoint) --device cpu"
 
 test: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m pytest tests

@@ -9,7 +9,8 @@ mmcv comes through an extra so that a full mmcv that a user already has
 * ``pip install -e .[tests]`` adds the test and lint tools;
 * ``pip install -e .[deploy]`` adds onnx, onnxruntime and onnxscript
   (``tools/deployment/pytorch2onnx.py``, ``tools/infer.py --backend
-  onnxruntime``).
+  onnxruntime``);
+* ``pip install -e .[demo]`` adds Gradio (``tools/demo/app.py``).
 """
 
 import os.path as osp
@@ -76,6 +77,7 @@ setup(
         'lite': read_requirements('lite.txt'),
         'tests': read_requirements('tests.txt'),
         'deploy': read_requirements('deploy.txt'),
+        'demo': read_requirements('demo.txt'),
     },
     classifiers=[
         'Programming Language :: Python :: 3',

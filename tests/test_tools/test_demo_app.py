@@ -37,6 +37,10 @@ from tests.test_apis.demo_run import demo_run as _demo_run
 
 app_tool = load_script('tools/demo/app.py', 'i22_demo_app_tool')
 CHROMIUM = '/usr/bin/chromium'
+# True once no Gradio status overlay (``.wrap.full``) shows, even fading.
+IDLE = """() => Array.from(document.querySelectorAll('.wrap.full')).every(
+    w => w.classList.contains('hide') && getComputedStyle(w).opacity === '0')
+"""
 
 
 @pytest.fixture(scope='session')
@@ -431,6 +435,8 @@ def test_page_in_a_real_browser(demo, demo_run, demo_config, tmp_path):
                     arg=wanted,
                     timeout=60_000,
                 )
+                # Gradio's progress overlays gone, their fade-out ended.
+                page.wait_for_function(IDLE, timeout=60_000)
                 return message.inner_text()
 
             def check_answer() -> None:
