@@ -173,7 +173,8 @@ def read_demo_image(
 
     Raises:
         ValueError: No file, an empty file, a file no decoder reads, or an
-            image over ``max_pixels``; the message is for the page.
+            image over ``max_pixels`` (or over what PIL reads safely); the
+            message is for the page.
     """
     if not path:
         raise ValueError(
@@ -196,8 +197,12 @@ def read_demo_image(
     try:
         with Image.open(path) as header:
             mode, size = header.mode, header.size
-    except Image.DecompressionBombError:
-        size = (max_pixels, 2)  # refused below, without its real size
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f'upload={name}: the image is too large (more pixels than '
+            'PIL decodes safely, Image.MAX_IMAGE_PIXELS x 2); shrink it '
+            'first.'
+        ) from err
     except (OSError, ValueError):
         pass  # PIL does not know it; cv2 may
     if size is not None and size[0] * size[1] > max_pixels:

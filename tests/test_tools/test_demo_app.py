@@ -118,7 +118,7 @@ def test_predict_matches_the_inferencer_on_the_file(demo, demo_run):
 
 
 def test_bad_inputs_get_messages_and_the_demo_goes_on(
-    demo, demo_run, tmp_path
+    demo, demo_run, tmp_path, monkeypatch
 ):
     for path, message in [
         (
@@ -186,6 +186,14 @@ def test_bad_inputs_get_messages_and_the_demo_goes_on(
         'upload=wide.png: the image is too large (10000 x 300 px, more '
         'than 1,000,000 pixels); shrink it first.'
     )
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, 'MAX_IMAGE_PIXELS', 100)
+        with pytest.raises(ValueError) as err:
+            read_demo_image(grey)
+    assert str(err.value) == (
+        'upload=grey.png: the image is too large (more pixels than PIL '
+        'decodes safely, Image.MAX_IMAGE_PIXELS x 2); shrink it first.'
+    )
     img, notes_ = read_demo_image(demo_run['test_images'][0])
     assert img.shape == rgb.shape and notes_ == []
     # Still serving.
@@ -239,6 +247,16 @@ def test_requests_take_turns(demo, demo_run, monkeypatch):
     limits = {f.name: f.concurrency_limit for f in page.fns.values()}
     assert limits['_page_outputs'] == 1
     assert page._queue.default_concurrency_limit == 1
+
+
+def test_missing_gradio_is_named(demo, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'gradio', None)  # import fails
+    with pytest.raises(ImportError) as err:
+        demo.build()
+    assert str(err.value) == (
+        'package=gradio: not installed; install the demo extra (pip '
+        'install -e .[demo]).'
+    )
 
 
 def test_missing_sources_stop_the_start(demo_run, tmp_path, capsys):
