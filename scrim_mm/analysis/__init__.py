@@ -3,21 +3,32 @@
 package itself, since they build runners and data)."""
 
 from .part_benchmark import (
+    PROTOCOLS,
     PartBenchmarkResult,
     cpl_peak_scores,
     format_part_benchmark,
     mean_result,
     plain_config,
     run_part_benchmark,
+    run_protocols,
     summary_line,
+    worst_seed_diff,
+    worst_seed_ratio,
 )
+from .pretrain import make_pretrained_backbone, with_pretrained_backbone
 
 __all__ = [
+    'PROTOCOLS',
     'PartBenchmarkResult',
     'cpl_peak_scores',
     'format_part_benchmark',
     'mean_result',
     'plain_config',
+    'make_pretrained_backbone',
     'run_part_benchmark',
+    'run_protocols',
     'summary_line',
+    'with_pretrained_backbone',
+    'worst_seed_diff',
+    'worst_seed_ratio',
 ]

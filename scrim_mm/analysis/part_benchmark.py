@@ -119,7 +119,7 @@ def plain_config(cfg: Config) -> Config:
     return plain
 
 
-def _set_epochs(cfg: Config, epochs: int) -> None:
+def set_epochs(cfg: Config, epochs: int) -> None:
     """Train for ``epochs``, stretching the last scheduler to the end."""
     if epochs < 1:
         raise ValueError(f'epochs={epochs}: must be >= 1.')
@@ -313,7 +313,7 @@ def _run_one_seed(
     """Both models trained and scored with one seed."""
     cfg = copy.deepcopy(cfg)
     if epochs is not None:
-        _set_epochs(cfg, epochs)
+        set_epochs(cfg, epochs)
     if seed is not None:
         cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
     metric = _part_metric_cfg(cfg, ann_format)
@@ -420,23 +420,114 @@ def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
     return '\n'.join(rows)
 
 
-def summary_line(result: PartBenchmarkResult) -> str:
-    """The one-line summary the tool prints last.
+def worst_seed_diff(result: PartBenchmarkResult) -> float:
+    """The lowest SCRIM - plain top-1 over the seeds (or of the one run)."""
+    runs = result.runs or [result]
+    return min(r.scrim_top1 - r.plain_top1 for r in runs)
+
+
+def worst_seed_ratio(result: PartBenchmarkResult, stage: str) -> float:
+    """The lowest hit / chance of an FPL stage over the seeds.
+
+    A seed whose chance is 0 counts as ``inf`` when it hits and 0 when it
+    does not.
+    """
+    ratios = []
+    for run in result.runs or [result]:
+        hit, chance = run.fpl[stage]['hit'], run.fpl[stage]['chance']
+        if chance > 0:
+            ratios.append(hit / chance)
+        else:
+            ratios.append(float('inf') if hit > 0 else 0.0)
+    return min(ratios)
+
+
+def summary_line(
+    result: PartBenchmarkResult, protocol: Optional[str] = None
+) -> str:
+    """The one-line summary the tool prints last, one per protocol.
 
     Args:
         result (PartBenchmarkResult): The figures.
+        protocol (str, optional): ``'scratch'`` or ``'finetune'``, written
+            first when given. Defaults to None.
 
     Returns:
-        str: ``part-benchmark scrim_top1=<x> plain_top1=<y>
-        hit_<stage>=<h> chance_<stage>=<c> ...``, the means over the seeds
-        when there are several.
+        str: ``part-benchmark [protocol=<p>] scrim_top1=<x> plain_top1=<y>
+        worst_seed_diff=<d> hit_<stage>=<h> chance_<stage>=<c>
+        worst_seed_ratio_<stage>=<r> ...``: means over the seeds, the
+        lowest SCRIM - plain over the seeds and, per FPL stage, the lowest
+        hit / chance over the seeds.
     """
-    parts = [
-        'part-benchmark',
+    parts = ['part-benchmark']
+    if protocol is not None:
+        parts.append(f'protocol={protocol}')
+    parts += [
         f'scrim_top1={result.scrim_top1:.2f}',
         f'plain_top1={result.plain_top1:.2f}',
+        f'worst_seed_diff={worst_seed_diff(result):.2f}',
     ]
     for name, f in result.fpl.items():
         parts.append(f"hit_{name}={f['hit']:.2f}")
         parts.append(f"chance_{name}={f['chance']:.2f}")
+        parts.append(
+            f'worst_seed_ratio_{name}={worst_seed_ratio(result, name):.2f}'
+        )
     return ' '.join(parts)
+
+
+#: The part benchmark's protocols: both models from random weights, or
+#: both from the same pretrained backbone.
+PROTOCOLS = ('scratch', 'finetune')
+
+
+def run_protocols(
+    cfg: Config,
+    work_dir: str,
+    protocols: Sequence[str] = PROTOCOLS,
+    init: Optional[str] = None,
+    pretrain: Optional[dict] = None,
+    **kwargs,
+) -> Dict[str, PartBenchmarkResult]:
+    """Run the part benchmark in each protocol.
+
+    Args:
+        cfg (Config): The SCRIM config.
+        work_dir (str): Folder of the runs: ``<protocol>/`` for each, and
+            ``pretrain/`` for the cached pretrained backbone.
+        protocols (Sequence[str]): Some of :data:`PROTOCOLS`. Defaults to
+            both.
+        init (str, optional): The checkpoint both models start from in
+            ``'finetune'``; None pretrains the plain backbone on the
+            pretraining set once
+            (:func:`~scrim_mm.analysis.pretrain.make_pretrained_backbone`)
+            and reuses it. Defaults to None.
+        pretrain (dict, optional): Keyword arguments of
+            :func:`~scrim_mm.analysis.pretrain.make_pretrained_backbone`
+            (``data_root``, ``epochs``, set size, seed). Defaults to None.
+        **kwargs: ``epochs``, ``seeds`` and ``ann_format`` of
+            :func:`run_part_benchmark`.
+
+    Returns:
+        Dict[str, PartBenchmarkResult]: The figures of each protocol, in
+        the order given.
+    """
+    from .pretrain import make_pretrained_backbone, with_pretrained_backbone
+
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise ValueError(
+            f'protocols={list(protocols)}: give one or more of {PROTOCOLS}'
+        )
+    results = {}
+    for protocol in protocols:
+        run_cfg = cfg
+        if protocol == 'finetune':
+            checkpoint = init or make_pretrained_backbone(
+                cfg, osp.join(work_dir, 'pretrain'), **(pretrain or {})
+            )
+            run_cfg = with_pretrained_backbone(cfg, checkpoint)
+        results[protocol] = run_part_benchmark(
+            run_cfg, osp.join(work_dir, protocol), **kwargs
+        )
+    return results

@@ -1,27 +1,34 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 r"""Part benchmark: does SCRIM beat its plain backbone, and do its regions
-land on the discriminative part?
+land on the discriminative part? From scratch and fine-tuned.
 
 Usage::
 
     python tools/analysis/part_benchmark.py CONFIG [--work-dir DIR]
+        [--protocols scratch finetune] [--init CHECKPOINT]
         [--data-root DIR] [--epochs N] [--seeds S [S ...]]
-        [--ann-format demo|cub]
-        [--no-make-data] [--threads N] [--cfg-options KEY=VALUE ...]
+        [--ann-format demo|cub] [--no-make-data] [--threads N]
+        [--cfg-options KEY=VALUE ...]
 
     e.g. CONFIG = configs/scrim/scrim_r18_hard-demo.py
 
 Trains the SCRIM config and its plain twin (mmpretrain's ``ImageClassifier``
 with the same backbone, ``GlobalAveragePooling`` and ``LinearClsHead``) with
 the same data, pipeline, epochs, optimizer and seed through mmengine's
-Runner, scores both on the test split and prints the tables of
-``scrim_mm.analysis.format_part_benchmark``. Training from scratch on a
-few hundred images swings top-1 by tens of points from one seed to the
-next, so both models are trained once per seed (``--seeds``, default
-``0 1 2``) and the figures are the means. The last line is::
+Runner, once per seed (``--seeds``, default ``0 1 2``), in two protocols:
 
-    part-benchmark scrim_top1=<x> plain_top1=<y> \\
-        hit_<stage>=<h> chance_<stage>=<c> ...   (one line)
+- ``scratch``: both from random weights;
+- ``finetune``: both from the same pretrained backbone, ``--init
+  CHECKPOINT``, or by default the plain backbone trained once on the demo
+  generator's pretraining set (gratings on discs: no class or mark of the
+  hard set) and cached under ``<work-dir>/pretrain``.
+
+It prints the tables of ``scrim_mm.analysis.format_part_benchmark`` per
+protocol, and last one line per protocol::
+
+    part-benchmark protocol=<p> scrim_top1=<x> plain_top1=<y> \\
+        worst_seed_diff=<d> hit_<stage>=<h> chance_<stage>=<c> \\
+        worst_seed_ratio_<stage>=<r> ...   (one line)
 
 When the config's data root is a demo set that does not exist yet, it is
 written first (``--difficulty hard`` for a data root ending in ``hard``).
@@ -46,6 +53,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='where both runs go (default: work_dirs/part_benchmark/<name>)',
     )
     parser.add_argument(
+        '--protocols',
+        nargs='+',
+        choices=('scratch', 'finetune'),
+        default=['scratch', 'finetune'],
+        help='from random weights, from a pretrained backbone, or both '
+        '(default: both)',
+    )
+    parser.add_argument(
+        '--init',
+        help='checkpoint with backbone.* weights that both models start '
+        'from in the finetune protocol (default: pretrain one on the '
+        'pretraining set, once, and reuse it)',
+    )
+    parser.add_argument(
         '--data-root', help='override the data root of every split'
     )
     parser.add_argument('--epochs', type=int, help='override the epochs')
@@ -68,7 +89,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='do not write a missing demo data set',
     )
     parser.add_argument(
-        '--threads', type=int, help='torch threads (default: torch own)'
+        '--threads',
+        type=int,
+        help='torch threads of every run (default: torch own count)',
     )
     parser.add_argument(
         '--cfg-options',
@@ -111,9 +134,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     from scrim_mm.analysis import (
         format_part_benchmark,
-        run_part_benchmark,
+        run_protocols,
         summary_line,
     )
+    from scrim_mm.analysis.pretrain import pretrained_top1
 
     cfg = Config.fromfile(args.config)
     if args.data_root:
@@ -124,15 +148,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ensure_demo_data(cfg)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'part_benchmark', name)
-    result = run_part_benchmark(
+    results = run_protocols(
         cfg,
         work_dir,
+        protocols=args.protocols,
+        init=args.init,
         epochs=args.epochs,
         seeds=args.seeds,
         ann_format=args.ann_format,
     )
-    print(format_part_benchmark(result))
-    print(summary_line(result))
+    for protocol, result in results.items():
+        print(f'\n## protocol: {protocol}\n')
+        if protocol == 'finetune':
+            top1 = pretrained_top1(osp.join(work_dir, 'pretrain'))
+            source = args.init or osp.join(work_dir, 'pretrain')
+            note = '' if top1 is None else f' (pretraining top-1 {top1:.1f})'
+            print(f'both models start from {source}{note}\n')
+        print(format_part_benchmark(result))
+    print()
+    for protocol, result in results.items():
+        print(summary_line(result, protocol))
 
 
 if __name__ == '__main__':

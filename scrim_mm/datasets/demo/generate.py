@@ -38,6 +38,7 @@ from .layouts import (
     save_jpeg,
     write_annotations,
 )
+from .pretrain import pretrain_part_type, render_pretrain_image
 
 GENERATOR_VERSION = 1
 MANIFEST_FILE = 'demo_manifest.json'
@@ -46,6 +47,7 @@ PARTS_FILE = 'demo_parts.json'
 DIFFICULTY_DEFAULTS = {
     'easy': dict(num_classes=4, img_size=96),
     'hard': dict(num_classes=6, img_size=128),
+    'pretrain': dict(num_classes=8, img_size=128),
 }
 _IMAGE_KEYS = (
     'file',
@@ -221,7 +223,9 @@ def make_dataset(
         difficulty (str): ``'easy'``: classes differ in the shape, colour
             and texture of a mark (:func:`render_image`); ``'hard'``: only
             in the texture of a mark among look-alike distractors
-            (:func:`render_hard_image`). Defaults to ``'easy'``.
+            (:func:`render_hard_image`); ``'pretrain'``: gratings on discs,
+            the part benchmark's stand-in for ImageNet pretraining
+            (:func:`render_pretrain_image`). Defaults to ``'easy'``.
 
     Returns:
         str: ``out_dir``, the ``data_root`` of the mmpretrain data set.
@@ -262,9 +266,14 @@ def make_dataset(
     # next one); marked complete only at the end.
     _write_manifest(out_dir, dict(settings=settings))
 
-    render = render_hard_image if difficulty == 'hard' else render_image
-    ptype = hard_part_type if difficulty == 'hard' else part_type
-    items = plan_images(layout, num_classes, train_per_class, test_per_class)
+    render, ptype = {
+        'easy': (render_image, part_type),
+        'hard': (render_hard_image, hard_part_type),
+        'pretrain': (render_pretrain_image, pretrain_part_type),
+    }[difficulty]
+    items = plan_images(
+        layout, num_classes, train_per_class, test_per_class, difficulty
+    )
     for it in items:
         # One generator per image: any image can be re-drawn on its own.
         rng = np.random.default_rng([seed, it['id']])

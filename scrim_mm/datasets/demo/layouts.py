@@ -58,9 +58,10 @@ from typing import Dict, List, Sequence
 
 from .drawing import MAX_CLASSES, Box
 from .hard import MAX_HARD_CLASSES
+from .pretrain import MAX_PRETRAIN_CLASSES
 
 LAYOUTS = ('cub', 'cars', 'aircraft')
-DIFFICULTIES = ('easy', 'hard')
+DIFFICULTIES = ('easy', 'hard', 'pretrain')
 # CUB part ids (1-based) and names of ``parts/parts.txt``.
 CUB_PARTS = ('mark', 'head', 'beak')
 
@@ -153,9 +154,11 @@ def max_num_classes(layout: str, difficulty: str = 'easy') -> int:
     Returns:
         int: ``min(number of real class names, distinct part types)``.
     """
-    limit = {'easy': MAX_CLASSES, 'hard': MAX_HARD_CLASSES}[
-        check_difficulty(difficulty)
-    ]
+    limit = {
+        'easy': MAX_CLASSES,
+        'hard': MAX_HARD_CLASSES,
+        'pretrain': MAX_PRETRAIN_CLASSES,
+    }[check_difficulty(difficulty)]
     return min(len(_categories(layout)), limit)
 
 
@@ -165,14 +168,15 @@ def class_names(
     """Return the class names the generator uses, in label order.
 
     They are the first ``num_classes`` names of the benchmark as mmpretrain
-    lists them, so pass them as ``classes`` to the mmpretrain data set to get
-    ``len(dataset.CLASSES) == num_classes``.
+    lists them (the last ones for the pretraining set, whose classes are
+    not the other sets'), so pass them as ``classes`` to the mmpretrain
+    data set to get ``len(dataset.CLASSES) == num_classes``.
 
     Args:
         layout (str): One of ``'cub'``, ``'cars'``, ``'aircraft'``.
         num_classes (int): Number of classes.
-        difficulty (str): ``'easy'`` or ``'hard'``; only bounds
-            ``num_classes``. Defaults to ``'easy'``.
+        difficulty (str): ``'easy'``, ``'hard'`` or ``'pretrain'``.
+            Defaults to ``'easy'``.
 
     Returns:
         list[str]: ``num_classes`` class names.
@@ -183,11 +187,18 @@ def class_names(
             f'num_classes must be in [1, {limit}] for layout '
             f'{layout!r} ({difficulty}), got {num_classes}'
         )
-    return list(_categories(layout)[:num_classes])
+    names = _categories(layout)
+    if difficulty == 'pretrain':
+        return list(names[-num_classes:])
+    return list(names[:num_classes])
 
 
 def plan_images(
-    layout: str, num_classes: int, train_per_class: int, test_per_class: int
+    layout: str,
+    num_classes: int,
+    train_per_class: int,
+    test_per_class: int,
+    difficulty: str = 'easy',
 ) -> List[Dict]:
     """List the images to draw: id, label, split and relative path.
 
@@ -196,12 +207,14 @@ def plan_images(
         num_classes (int): Number of classes.
         train_per_class (int): Training images per class.
         test_per_class (int): Test images per class.
+        difficulty (str): Picks the class names (:func:`class_names`).
+            Defaults to ``'easy'``.
 
     Returns:
         list[dict]: One dict per image with ``id`` (1-based), ``label``,
         ``split`` (``'train'`` / ``'test'``) and ``file``.
     """
-    names = list(_categories(layout)[:num_classes])
+    names = class_names(layout, num_classes, difficulty)
     items = []
     for label in range(num_classes):
         for k in range(train_per_class + test_per_class):
