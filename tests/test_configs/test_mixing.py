@@ -49,8 +49,12 @@ train_tool = load_script('tools/train.py', 'scrim_test_train_tool_mixing')
 
 MAX_BODY_LINES = 5
 # stem -> input size, batch size and regions per stage (M, K) of the small
-# run
+# run; the others run at 64 px, batch 2, with the class defaults (M = 4,
+# K = 2).
 SMALL = {'scrim_swin-large_8xb8_cub-384px': (32, 1, 1, 1)}
+# The FPL regions in the fusion of the configs' models: S = 2 stages x
+# K = 2 regions (FPLHead's default num_test_parts).
+FUSED_REGIONS = 2 * 2
 
 
 def body_lines(path) -> list:
@@ -166,14 +170,17 @@ def test_mixing_config_has_the_runtime_base(stem):
 @pytest.mark.parametrize('stem', sorted(MIXING))
 def test_mixing_config_builds_and_runs(stem):
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / f'{stem}.py'))
-    size, batch, train_parts, test_parts = SMALL.get(stem, (64, 2, 6, 4))
+    size, batch, train_parts, test_parts = SMALL.get(stem, (64, 2, 4, 2))
     model_cfg = cfg.model
     # The Runner gives the model the top-level data preprocessor.
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     model_cfg.backbone.init_cfg = None
-    model_cfg.fpl_head = dict(
-        crop_size=32, num_train_parts=train_parts, num_test_parts=test_parts
-    )
+    # Crops of half the input (the default), fewer regions only where
+    # SMALL says so.
+    if stem in SMALL:
+        model_cfg.fpl_head = dict(
+            num_train_parts=train_parts, num_test_parts=test_parts
+        )
     if model_cfg.backbone.type == 'SwinTransformer':
         # Windows larger than the small maps: pad them (same weights).
         model_cfg.backbone.pad_small_map = True
@@ -181,14 +188,32 @@ def test_mixing_config_builds_and_runs(stem):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(model_cfg)
     num_classes = model.head.num_classes
+    fpl = model.fpl_head
+    assert (fpl.num_train_parts, fpl.num_test_parts) == (
+        train_parts,
+        test_parts,
+    )
+    assert fpl.crop_size is None
+    # The fusion takes the global feature, the P coarse parts of every
+    # stage and the K regions of each of the S stages.
+    head = model.head
+    assert head.num_fpl_parts == fpl.num_stages * test_parts
+    assert head.fc.in_features == (
+        head.in_channels
+        + head.num_parts * sum(head.part_channels)
+        + head.num_fpl_parts * head.fpl_channels
+    )
+    # One teacher per stage on the fpl_channels image feature.
+    assert len(fpl.teacher_fcs) == fpl.num_stages
+    assert all(t.in_features == head.fpl_channels for t in fpl.teacher_fcs)
     # The metafile's parameter count is that of the config's model: the
-    # crop size has no parameters, and each region fewer than the 2 x 4
-    # fused ones takes fpl_channels x num_classes weights off the fused
-    # classifier.
+    # crop size has no parameters, and each region fewer than the
+    # FUSED_REGIONS of the defaults takes fpl_channels x num_classes
+    # weights off the fused classifier.
     meta = metafile_models()[stem]['Metadata']['Parameters']
-    fewer = 8 - model.head.num_fpl_parts
+    fewer = FUSED_REGIONS - head.num_fpl_parts
     num_params = sum(p.numel() for p in model.parameters())
-    assert num_params + fewer * model.head.fpl_channels * num_classes == meta
+    assert num_params + fewer * head.fpl_channels * num_classes == meta
     assert num_classes == cfg.data_preprocessor.num_classes
 
     data = dict(
