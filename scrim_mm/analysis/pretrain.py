@@ -108,6 +108,8 @@ def make_pretrained_backbone(
         seed=seed,
     )
     settings['backbone'].pop('init_cfg', None)
+    # As the record reads back (tuples become lists).
+    settings = json.loads(json.dumps(settings))
     ckpt = osp.join(work_dir, CHECKPOINT_NAME)
     record = osp.join(work_dir, _RECORD)
     if osp.isfile(ckpt) and osp.isfile(record):

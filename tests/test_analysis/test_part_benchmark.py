@@ -1,6 +1,7 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """The part benchmark (``tools/analysis/part_benchmark.py``) end to end."""
 
+import os
 import os.path as osp
 import re
 import subprocess
@@ -93,9 +94,16 @@ def test_table_and_summary_line():
     assert '| s3 | 40.0 | 10.0 | 50.0 | 0.20 | 0.100 | 0.900 | 0.500 |' in (
         table
     )
+    # one run: its own difference (80 - 70) and ratios (60 / 20 = 3,
+    # 85 / 30 = 2.83) are the worst seed's
     assert summary_line(result) == (
         'part-benchmark scrim_top1=80.00 plain_top1=70.00 '
-        'hit_s3=60.00 chance_s3=20.00 hit_s4=85.00 chance_s4=30.00'
+        'worst_seed_diff=10.00 '
+        'hit_s3=60.00 chance_s3=20.00 worst_seed_ratio_s3=3.00 '
+        'hit_s4=85.00 chance_s4=30.00 worst_seed_ratio_s4=2.83'
+    )
+    assert summary_line(result, 'finetune').startswith(
+        'part-benchmark protocol=finetune scrim_top1=80.00 '
     )
 
 
@@ -141,9 +149,12 @@ def test_mean_over_seeds_and_its_tables():
     assert '| model | top-1 (%) (mean of 2 seeds) |' in table
     assert '| 0 | 80.0 | 70.0 | +10.0 | 40.0 | 10.0 |' in table
     assert '| 1 | 50.0 | 60.0 | -10.0 | 20.0 | 30.0 |' in table
+    # means 65 / 65, 30 / 20; worst seed: 50 - 60 = -10 and
+    # min(40 / 10, 20 / 30) = 0.67
     assert summary_line(mean) == (
         'part-benchmark scrim_top1=65.00 plain_top1=65.00 '
-        'hit_s3=30.00 chance_s3=20.00'
+        'worst_seed_diff=-10.00 '
+        'hit_s3=30.00 chance_s3=20.00 worst_seed_ratio_s3=0.67'
     )
     # one seed is reported as it is, without a per-seed table
     assert mean_result(runs[:1]) is runs[0]
@@ -232,8 +243,64 @@ def test_part_hit_rate_on_generated_files(hard_root, ann_format):
     assert out['part_dist/s4'] > 10.0
 
 
+def test_pretrained_backbone_is_made_once_and_loaded(repo_root, tmp_path):
+    from mmpretrain.registry import MODELS
+
+    from scrim_mm.analysis import (
+        make_pretrained_backbone,
+        plain_config,
+        with_pretrained_backbone,
+    )
+    from scrim_mm.analysis.pretrain import pretrain_config, pretrained_top1
+
+    cfg = Config.fromfile(osp.join(repo_root, CONFIG))
+    kwargs = dict(
+        data_root=str(tmp_path / 'pretrain_set'),
+        epochs=1,
+        train_per_class=2,
+        test_per_class=1,
+    )
+    ckpt = make_pretrained_backbone(cfg, str(tmp_path / 'pre'), **kwargs)
+    stamp = os.stat(ckpt).st_mtime_ns
+    top1 = pretrained_top1(str(tmp_path / 'pre'))
+    assert top1 is not None and 0 <= top1 <= 100
+    # cached: the same settings return the same file, untouched
+    assert make_pretrained_backbone(cfg, str(tmp_path / 'pre'), **kwargs) == (
+        ckpt
+    )
+    assert os.stat(ckpt).st_mtime_ns == stamp
+    # the pretraining task has its own 8 classes, none of the hard set's
+    plain = pretrain_config(cfg, kwargs['data_root'], 1, 0)
+    assert plain.model.head.num_classes == 8
+    assert not set(plain.train_dataloader.dataset.classes) & set(
+        cfg.train_dataloader.dataset.classes
+    )
+    # both models of the fine-tuning protocol load its backbone weights
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    tuned = with_pretrained_backbone(cfg, ckpt)
+    for model_cfg in (tuned.model, plain_config(tuned).model):
+        model = MODELS.build(model_cfg)
+        model.init_weights()
+        weight = model.backbone.conv1.weight
+        torch.testing.assert_close(
+            weight, state['state_dict']['backbone.conv1.weight']
+        )
+    with pytest.raises(FileNotFoundError, match='--init .*no such file'):
+        with_pretrained_backbone(cfg, str(tmp_path / 'missing.pth'))
+
+
 def test_tool_end_to_end(hard_root, repo_root, tmp_path):
-    """One epoch of both models; the last line has the agreed form."""
+    """One epoch of both models in both protocols; one line per protocol."""
+    from scrim_mm.analysis import make_pretrained_backbone
+
+    ckpt = make_pretrained_backbone(
+        Config.fromfile(osp.join(repo_root, CONFIG)),
+        str(tmp_path / 'pre'),
+        data_root=str(tmp_path / 'pretrain_set'),
+        epochs=1,
+        train_per_class=2,
+        test_per_class=1,
+    )
     proc = subprocess.run(
         [
             sys.executable,
@@ -247,6 +314,8 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
             '0',
             '--work-dir',
             str(tmp_path / 'work'),
+            '--init',
+            ckpt,
             '--cfg-options',
             'model.fpl_head.crop_size=32',
             'train_dataloader.num_workers=0',
@@ -258,16 +327,23 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    assert re.fullmatch(
-        r'part-benchmark scrim_top1=\d+\.\d\d plain_top1=\d+\.\d\d '
-        r'hit_s3=\d+\.\d\d chance_s3=\d+\.\d\d '
-        r'hit_s4=\d+\.\d\d chance_s4=\d+\.\d\d',
-        lines[-1],
-    ), lines[-1]
+    num = r'-?(\d+\.\d\d|inf)'
+    for line, protocol in zip(lines[-2:], ('scratch', 'finetune')):
+        assert re.fullmatch(
+            rf'part-benchmark protocol={protocol} scrim_top1={num} '
+            rf'plain_top1={num} worst_seed_diff={num} '
+            rf'hit_s3={num} chance_s3={num} worst_seed_ratio_s3={num} '
+            rf'hit_s4={num} chance_s4={num} worst_seed_ratio_s4={num}',
+            line,
+        ), line
+    assert f'both models start from {ckpt}' in proc.stdout
     assert any(line.startswith('| FPL stage |') for line in lines)
     assert any(line.startswith('| CPL stage |') for line in lines)
-    for name in ('scrim', 'plain'):
-        assert osp.isfile(osp.join(tmp_path, 'work', name, 'epoch_1.pth'))
+    for protocol in ('scratch', 'finetune'):
+        for name in ('scrim', 'plain'):
+            assert osp.isfile(
+                osp.join(tmp_path, 'work', protocol, name, 'epoch_1.pth')
+            )
 
 
 def test_tool_rejects_a_plain_config(repo_root, tmp_path):
