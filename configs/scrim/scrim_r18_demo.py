@@ -29,6 +29,11 @@ model = dict(
         to_rgb=True,
     ),
     backbone=dict(type='ResNet', depth=18, out_indices=(2, 3)),
+    # At their defaults; written out so that --cfg-options can reach them
+    # (e.g. model.fpl_head.num_train_parts=6).
+    neck=dict(type='CPLNeck'),
+    fpl_head=dict(type='FPLHead'),
+    head=dict(type='SCRIMHead'),
 )
 
 train_pipeline = [

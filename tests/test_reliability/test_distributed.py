@@ -1,3 +1,4 @@
+
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Distributed training on the CPU: two gloo processes.
 
@@ -15,6 +16,7 @@ that together cover the dataset.
 """
 
 import os.path as osp
+import re
 import time
 
 import numpy as np
@@ -170,7 +172,17 @@ def test_two_gloo_ranks_end_with_identical_parameters(tmp_path, demo_config):
         or (k.startswith('backbone.layer') and '.bn' in k)
         for k in frozen
     ), frozen
-    assert len(frozen) < 0.15 * len(first['params'])
+    # At 64 px only the first anchor level of each stage fits the input
+    # (FPLHead fits the levels to 0.4 of the side): the later levels'
+    # convolutions score no anchor and get no gradient by design; they
+    # are left out of the share below.
+    fitted_out = [
+        k
+        for k in frozen
+        if re.match(r'fpl_head\.navigators\.\d\.(score_)?convs\.[12]\.', k)
+    ]
+    assert len(fitted_out) == 16, fitted_out  # 2 stages x 2 levels x 4
+    assert len(frozen) - len(fitted_out) < 0.15 * len(first['params'])
     # Every navigator learned: its first level (the finest anchors, most of
     # the selected regions) moved.
     for stage in range(2):
