@@ -1,4 +1,3 @@
-
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Distributed training on the CPU: two gloo processes.
 
