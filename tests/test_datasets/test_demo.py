@@ -556,3 +556,35 @@ def test_mmpretrain_reads_the_hard_cub_set(hard_cub, split, per_class):
         1: per_class,
         2: per_class,
     }
+
+
+def test_pretrain_set_shares_no_class_or_mark_with_the_hard_set():
+    from scrim_mm.datasets.demo.hard import CLASS_TEXTURES, hard_part_type
+    from scrim_mm.datasets.demo.layouts import class_names
+    from scrim_mm.datasets.demo.pretrain import (
+        MAX_PRETRAIN_CLASSES,
+        pretrain_part_type,
+        render_pretrain_image,
+    )
+
+    assert MAX_PRETRAIN_CLASSES == 8
+    marks = {tuple(pretrain_part_type(i).values()) for i in range(8)}
+    assert len(marks) == 8
+    hard = {tuple(hard_part_type(i).values()) for i in range(6)}
+    assert not marks & hard
+    assert all(
+        pretrain_part_type(i)['texture'] not in CLASS_TEXTURES
+        for i in range(8)
+    )
+    assert not set(class_names('cub', 8, 'pretrain')) & set(
+        class_names('cub', 6, 'hard')
+    )
+    image, meta = render_pretrain_image(np.random.default_rng(0), 3, 128)
+    assert image.size == (128, 128)
+    x1, y1, x2, y2 = meta['part_box']
+    assert 0.14 * 128 - 1 <= x2 - x1 <= 0.22 * 128 + 1
+    assert meta['distractor_boxes'] == []
+    with pytest.raises(ValueError, match='>= 64 for the pretrain set, got 32'):
+        render_pretrain_image(np.random.default_rng(0), 0, 32)
+    with pytest.raises(ValueError, match=r'label must be in \[0, 8\), got 8'):
+        pretrain_part_type(8)

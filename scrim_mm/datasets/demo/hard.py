@@ -264,6 +264,35 @@ def _paint(
     arr[y0:y1, x0:x1] = c * bright + (1 - c) * dark
 
 
+def draw_scene(
+    rng: np.random.Generator, img_size: int, name: str
+) -> Tuple[np.ndarray, BirdPose, np.ndarray, np.ndarray]:
+    """Draw the clutter and the bird of a hard-set or pretraining image.
+
+    Args:
+        rng (np.random.Generator): The random generator to draw from.
+        img_size (int): Width and height in pixels, at least
+            :data:`MIN_HARD_IMG_SIZE`.
+        name (str): The set, for the error message.
+
+    Returns:
+        tuple: The image (H x W x 3 float32, writable), the bird's pose,
+        and boolean masks (H x W) of its body and of the whole bird.
+    """
+    if img_size < MIN_HARD_IMG_SIZE:
+        raise ValueError(
+            f'img_size must be >= {MIN_HARD_IMG_SIZE} for the {name} set, '
+            f'got {img_size}'
+        )
+    s = SUPERSAMPLE
+    canvas = draw_background(rng, img_size * s)
+    bird = draw_bird(rng, canvas)
+    arr = downsample(canvas, img_size).copy()
+    body = _mask([bird.body], img_size, s)
+    obj = _mask(bird.outline, img_size, s)
+    return arr, bird, body, obj
+
+
 def render_hard_image(
     rng: np.random.Generator, label: int, img_size: int
 ) -> Tuple[Image.Image, Dict]:
@@ -283,17 +312,8 @@ def render_hard_image(
         ``keypoints`` (``mark``, ``head``, ``beak``: x, y, visible).
     """
     texture = hard_part_type(label)['texture']
-    if img_size < MIN_HARD_IMG_SIZE:
-        raise ValueError(
-            f'img_size must be >= {MIN_HARD_IMG_SIZE} for the hard set, '
-            f'got {img_size}'
-        )
+    arr, bird, body, obj = draw_scene(rng, img_size, 'hard')
     s = SUPERSAMPLE
-    canvas = draw_background(rng, img_size * s)
-    bird = draw_bird(rng, canvas)
-    arr = downsample(canvas, img_size).copy()
-    body = _mask([bird.body], img_size, s)
-    obj = _mask(bird.outline, img_size, s)
     period = texture_period(img_size)
     lo, hi = mark_side_range(img_size)
 

@@ -21,22 +21,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .drawing import (
-    SUPERSAMPLE,
-    add_noise,
-    bbox,
-    downsample,
-    draw_background,
-    draw_bird,
-    keypoint,
-)
-from .hard import (
-    MIN_HARD_IMG_SIZE,
-    _mask,
-    _on_background,
-    _on_body,
-    texture_period,
-)
+from .drawing import SUPERSAMPLE, add_noise, bbox, keypoint
+from .hard import _on_background, _on_body, draw_scene, texture_period
 
 #: Grating angles in degrees (0 = horizontal stripes), 22.5 degrees from
 #: every stripe direction of the hard set.
@@ -126,17 +112,8 @@ def render_pretrain_image(
         distractors).
     """
     angle, period = _angle_period(label)
-    if img_size < MIN_HARD_IMG_SIZE:
-        raise ValueError(
-            f'img_size must be >= {MIN_HARD_IMG_SIZE} for the pretrain set, '
-            f'got {img_size}'
-        )
+    arr, bird, body, obj = draw_scene(rng, img_size, 'pretrain')
     s = SUPERSAMPLE
-    canvas = draw_background(rng, img_size * s)
-    bird = draw_bird(rng, canvas)
-    arr = downsample(canvas, img_size).copy()
-    body = _mask([bird.body], img_size, s)
-    obj = _mask(bird.outline, img_size, s)
     lo = math.ceil(PRETRAIN_SIDE[0] * img_size)
     hi = max(lo, math.floor(PRETRAIN_SIDE[1] * img_size))
     side = int(rng.integers(lo, hi + 1))
