@@ -430,9 +430,11 @@ def test_fpl_head_boxes_fitted_to_a_small_input():
     # Stage 4 (stride 32): ceil(128 / 32)^2 positions x (2 scales x 3
     # ratios) of its first level; stage 3 (stride 16): ceil(128 / 16)^2 x 6.
     assert len(head._anchor_cache) == 2  # cached by the forward
-    anchors, num = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    anchors = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    num = anchors.shape[0]
     assert num == anchors.shape[0] == math.ceil(128 / 32) ** 2 * (2 * 3)
-    anchors3, num3 = head.get_anchors(0, (128, 128), torch.device('cpu'))
+    anchors3 = head.get_anchors(0, (128, 128), torch.device('cpu'))
+    num3 = anchors3.shape[0]
     assert num3 == anchors3.shape[0] == math.ceil(128 / 16) ** 2 * (2 * 3)
     # Every returned box is one of the kept anchors.
     for b in range(2):
@@ -502,14 +504,16 @@ def test_fpl_head_anchor_cache():
     head = r18_head()
     feats = r18_feats()
     head(feats, (128, 128))
-    anchors, num = head.get_anchors(1, (128, 128), torch.device('cpu'))
-    assert head.get_anchors(1, (128, 128), torch.device('cpu'))[0] is anchors
+    anchors = head.get_anchors(1, (128, 128), torch.device('cpu'))
+    num = anchors.shape[0]
+    assert head.get_anchors(1, (128, 128), torch.device('cpu')) is anchors
     # Stage 4 anchors at 128: the first level only (4x4x6); the other two
     # (2x2x6 + 1x1x9) are fitted out.
     assert anchors.shape == (96, 4) and num == 96
     assert len(head._anchor_cache) == 2
     # At 448 the last level is fitted out: 14x14x6 + 7x7x6.
-    anchors, num = head.get_anchors(1, (448, 448), torch.device('cpu'))
+    anchors = head.get_anchors(1, (448, 448), torch.device('cpu'))
+    num = anchors.shape[0]
     assert anchors.shape == (1176 + 294, 4) and num == 1176 + 294
     assert len(head._anchor_cache) == 3
 
@@ -628,8 +632,8 @@ def test_fpl_head_custom_anchor_cfgs():
     # At 128 (limit 51.2) stage 3 keeps both its levels (widest boxes 24
     # and 48): 8x8x3 + 4x4x3; stage 4 its first, shrunk: 4x4x(2x1).
     cpu = torch.device('cpu')
-    assert head.get_anchors(0, (128, 128), cpu)[1] == 192 + 48
-    assert head.get_anchors(1, (128, 128), cpu)[1] == 32
+    assert head.get_anchors(0, (128, 128), cpu).shape[0] == 192 + 48
+    assert head.get_anchors(1, (128, 128), cpu).shape[0] == 32
 
 
 def test_fpl_head_autocast_bf16():
@@ -672,7 +676,7 @@ def test_fpl_head_explore_perturbs_training_selection_only():
     # ... and their plain navigator scores are returned for the ranking
     # loss: every returned score is the score of the returned anchor.
     all_scores = plain._navigate(1, feats[1])
-    anchors, _ = plain.get_anchors(1, (128, 128), torch.device('cpu'))
+    anchors = plain.get_anchors(1, (128, 128), torch.device('cpu'))
     for b in range(2):
         idx = [
             int(((anchors - box).abs().sum(1) < 1e-4).nonzero()[0])

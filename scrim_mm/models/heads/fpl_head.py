@@ -342,7 +342,7 @@ class FPLHead(BaseModule):
 
     def get_anchors(
         self, stage: int, img_shape: Tuple[int, int], device: torch.device
-    ) -> Tuple[Tensor, int]:
+    ) -> Tensor:
         """Anchors of one stage for an input size, cached.
 
         The levels are fitted to the input size
@@ -356,8 +356,8 @@ class FPLHead(BaseModule):
             device (torch.device): Device of the anchors.
 
         Returns:
-            Tuple[Tensor, int]: Float32 anchors (A, 4), ``(x1, y1, x2,
-            y2)``, of the kept levels, and ``A``.
+            Tensor: Float32 anchors (A, 4), ``(x1, y1, x2, y2)``, of the
+            kept levels.
         """
         img_shape = (int(img_shape[0]), int(img_shape[1]))
         key = (stage, img_shape, device, torch.float32)
@@ -382,7 +382,7 @@ class FPLHead(BaseModule):
                     f'stage {self.stage_names[stage]}: {e}'
                 ) from e
             self._anchor_cache[key] = anchors
-        return anchors, anchors.shape[0]
+        return anchors
 
     def forward(
         self, enhanced: Sequence[Tensor], img_shape: Tuple[int, int]
@@ -407,9 +407,7 @@ class FPLHead(BaseModule):
         boxes, scores = [], []
         for i, feat in enumerate(enhanced):
             name, stride = self.stage_names[i], self.stage_strides[i]
-            anchors, num_anchors = self.get_anchors(
-                i, (height, width), feat.device
-            )
+            anchors = self.get_anchors(i, (height, width), feat.device)
             # The anchors assume a map of exactly input / stride: a backbone
             # that pads or crops its maps would misplace every region.
             expected = (height // stride, width // stride)
@@ -424,7 +422,9 @@ class FPLHead(BaseModule):
             with record_function('scrim/navigator'):
                 # The scores of the levels fitted out of the input are
                 # dropped (the last ones).
-                all_scores = self._navigate(i, feat.detach())[:, :num_anchors]
+                all_scores = self._navigate(i, feat.detach())[
+                    :, : anchors.shape[0]
+                ]
             with record_function('scrim/anchors_nms'):
                 select = all_scores
                 if self.training and self.explore > 0:
