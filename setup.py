@@ -66,7 +66,7 @@ setup(
     long_description=long_description,
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
-    python_requires='>=3.8',
+    python_requires='>=3.9',
     packages=find_packages(include=['scrim_mm', 'scrim_mm.*']),
     include_package_data=True,
     package_data={
