@@ -21,10 +21,14 @@ classes = [
 
 model = dict(num_classes=num_classes)
 
+# No horizontal flip, in training or in test-time augmentation: it turns
+# the '/' stripes of `diag_up` into the backslash stripes of `diag_down`,
+# so the two classes became one (with the flip, seed 0 from scratch: 14 of
+# their 40 test images went to the other one for the plain model, 15 for
+# SCRIM; no other pair was confused more than 4 times).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(img_size, img_size)),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
@@ -35,16 +39,7 @@ test_pipeline = [
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(img_size, img_size)),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [
-                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
-                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
-            ],
-            [dict(type='PackInputs')],
-        ],
-    ),
+    dict(type='TestTimeAug', transforms=[[dict(type='PackInputs')]]),
 ]
 train_dataloader = dict(
     dataset=dict(

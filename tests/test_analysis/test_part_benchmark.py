@@ -1,6 +1,7 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """The part benchmark (``tools/analysis/part_benchmark.py``) end to end."""
 
+import copy
 import os
 import os.path as osp
 import re
@@ -275,6 +276,22 @@ def test_pretrained_backbone_is_made_once_and_loaded(repo_root, tmp_path):
     assert not set(plain.train_dataloader.dataset.classes) & set(
         cfg.train_dataloader.dataset.classes
     )
+    # ... and no horizontal flip, which would turn a grating at 22.5
+    # degrees into one at 157.5 (another class), even when the benchmark
+    # config flips its own training images
+    flipped = copy.deepcopy(cfg)
+    flipped.train_dataloader.dataset.pipeline.insert(
+        2, dict(type='RandomFlip', prob=0.5, direction='horizontal')
+    )
+    steps = pretrain_config(
+        flipped, kwargs['data_root'], 1, 0
+    ).train_dataloader.dataset.pipeline
+    assert [s['type'] for s in steps] == [
+        s['type']
+        for s in flipped.train_dataloader.dataset.pipeline
+        if s['type'] != 'RandomFlip'
+    ]
+    assert len(steps) >= 3
     # both models of the fine-tuning protocol load its backbone weights
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
     tuned = with_pretrained_backbone(cfg, ckpt)
