@@ -167,16 +167,16 @@ def _train_pipeline(cfg: Config) -> list:
 
 
 def _input_size(cfg: Config) -> int:
-    """The side of the config's test inputs (its last ``Resize``)."""
-    for step in reversed(cfg.test_dataloader.dataset.pipeline):
-        if step.get('type') == 'Resize':
-            scale = step['scale']
-            side = scale if isinstance(scale, int) else scale[0]
-            return int(side)
-    raise ValueError(
-        'test_dataloader.dataset.pipeline: no Resize; the pretraining set '
-        'needs the input size of the benchmark config'
-    )
+    """The smaller side of the config's test inputs."""
+    from ..utils.config_check import infer_input_size
+
+    size, source = infer_input_size(cfg.test_dataloader.dataset.pipeline)
+    if size is None:
+        raise ValueError(
+            f'test_dataloader.dataset.pipeline: {source}; the pretraining set '
+            'needs the fixed input size of the benchmark config'
+        )
+    return min(size)
 
 
 def with_pretrained_backbone(cfg: Config, checkpoint: str) -> Config:
