@@ -3,6 +3,7 @@
 package itself, since they build runners and data)."""
 
 from .part_benchmark import (
+    FINETUNE_TRAIN_PER_CLASS,
     PROTOCOLS,
     PartBenchmarkResult,
     cpl_peak_scores,
@@ -12,12 +13,14 @@ from .part_benchmark import (
     run_part_benchmark,
     run_protocols,
     summary_line,
+    with_train_subset,
     worst_seed_diff,
     worst_seed_ratio,
 )
 from .pretrain import make_pretrained_backbone, with_pretrained_backbone
 
 __all__ = [
+    'FINETUNE_TRAIN_PER_CLASS',
     'PROTOCOLS',
     'PartBenchmarkResult',
     'cpl_peak_scores',
@@ -29,6 +32,7 @@ __all__ = [
     'run_protocols',
     'summary_line',
     'with_pretrained_backbone',
+    'with_train_subset',
     'worst_seed_diff',
     'worst_seed_ratio',
 ]

@@ -480,6 +480,62 @@ def summary_line(
 #: both from the same pretrained backbone.
 PROTOCOLS = ('scratch', 'finetune')
 
+#: Training images per class of the fine-tuning protocol. A pretrained
+#: plain ResNet-18 fine-tuned on all 60 of the hard set reached 95-100 %,
+#: leaving no room to rank the models; CUB has about 30 per class.
+FINETUNE_TRAIN_PER_CLASS = 20
+
+
+def with_train_subset(cfg: Config, per_class: int) -> Config:
+    """A copy of ``cfg`` that trains on the first images of each class.
+
+    The subset is the dataset's own ``indices`` (mmengine's
+    ``BaseDataset``): the first ``per_class`` training images of every
+    class, in the annotation order. The test split is untouched.
+
+    Args:
+        cfg (Config): A config with ``train_dataloader.dataset``.
+        per_class (int): Training images kept per class, at least 1.
+
+    Returns:
+        Config: The copy.
+
+    Raises:
+        ValueError: ``per_class`` below 1, a dataset that already sets
+            ``indices``, or a class with fewer training images.
+    """
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+
+    if per_class < 1:
+        raise ValueError(
+            f'finetune_train_per_class={per_class}: give 1 or more training '
+            'images per class, or None for the whole training split'
+        )
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    if dataset_cfg.get('indices') is not None:
+        raise ValueError(
+            'train_dataloader.dataset.indices is set already; the '
+            'fine-tuning subset would replace it. Remove it, or give '
+            'finetune_train_per_class=None'
+        )
+    dataset_cfg.pipeline = []
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    labels = DATASETS.build(dataset_cfg).get_gt_labels()
+    keep = []
+    for label in sorted(set(labels.tolist())):
+        (found,) = (labels == label).nonzero()
+        if len(found) < per_class:
+            raise ValueError(
+                f'finetune_train_per_class={per_class}: class {label} of '
+                f'{dataset_cfg.get("data_root")} has {len(found)} training '
+                'images; give at most that many'
+            )
+        keep += found[:per_class].tolist()
+    cfg = copy.deepcopy(cfg)
+    cfg.train_dataloader.dataset.indices = sorted(keep)
+    return cfg
+
 
 def run_protocols(
     cfg: Config,
@@ -487,6 +543,7 @@ def run_protocols(
     protocols: Sequence[str] = PROTOCOLS,
     init: Optional[str] = None,
     pretrain: Optional[dict] = None,
+    finetune_train_per_class: Optional[int] = FINETUNE_TRAIN_PER_CLASS,
     **kwargs,
 ) -> Dict[str, PartBenchmarkResult]:
     """Run the part benchmark in each protocol.
@@ -505,6 +562,10 @@ def run_protocols(
         pretrain (dict, optional): Keyword arguments of
             :func:`~scrim_mm.analysis.pretrain.make_pretrained_backbone`
             (``data_root``, ``epochs``, set size, seed). Defaults to None.
+        finetune_train_per_class (int, optional): Training images per
+            class of ``'finetune'`` (:func:`with_train_subset`); None
+            trains on the whole split. Defaults to
+            :data:`FINETUNE_TRAIN_PER_CLASS` (20).
         **kwargs: ``epochs``, ``seeds`` and ``ann_format`` of
             :func:`run_part_benchmark`.
 
@@ -527,6 +588,8 @@ def run_protocols(
                 cfg, osp.join(work_dir, 'pretrain'), **(pretrain or {})
             )
             run_cfg = with_pretrained_backbone(cfg, checkpoint)
+            if finetune_train_per_class is not None:
+                run_cfg = with_train_subset(run_cfg, finetune_train_per_class)
         results[protocol] = run_part_benchmark(
             run_cfg, osp.join(work_dir, protocol), **kwargs
         )

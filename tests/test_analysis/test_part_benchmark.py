@@ -35,7 +35,7 @@ def hard_root(tmp_path_factory) -> str:
         root,
         difficulty='hard',
         num_classes=6,
-        train_per_class=2,
+        train_per_class=3,
         test_per_class=1,
         img_size=64,
     )
@@ -333,6 +333,8 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
             str(tmp_path / 'work'),
             '--init',
             ckpt,
+            '--finetune-train-per-class',
+            '2',
             '--cfg-options',
             'model.fpl_head.crop_size=32',
             'train_dataloader.num_workers=0',
@@ -353,7 +355,10 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
             rf'hit_s4={num} chance_s4={num} worst_seed_ratio_s4={num}',
             line,
         ), line
-    assert f'both models start from {ckpt}' in proc.stdout
+    assert (
+        f'both models start from {ckpt}, train on the first 2 images per '
+        'class' in proc.stdout
+    )
     assert any(line.startswith('| FPL stage |') for line in lines)
     assert any(line.startswith('| CPL stage |') for line in lines)
     for protocol in ('scratch', 'finetune'):
@@ -369,3 +374,37 @@ def test_tool_rejects_a_plain_config(repo_root, tmp_path):
     cfg = plain_config(Config.fromfile(osp.join(repo_root, CONFIG)))
     with pytest.raises(ValueError, match="model.type='ImageClassifier'"):
         run_part_benchmark(cfg, str(tmp_path))
+
+
+def test_finetune_subset_keeps_the_first_images_of_each_class(
+    hard_root, repo_root
+):
+    from mmpretrain.registry import DATASETS
+
+    from scrim_mm.analysis import with_train_subset
+
+    cfg = Config.fromfile(osp.join(repo_root, CONFIG))
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = hard_root
+    sub = with_train_subset(cfg, 2)
+    assert 'indices' not in cfg.train_dataloader.dataset  # a copy
+    assert sub.test_dataloader.dataset.get('indices') is None
+    init_default_scope('mmpretrain')
+    full = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=[]))
+    labels = full.get_gt_labels().tolist()
+    assert len(labels) == 18
+    # The first two of each class in the annotation order, no other.
+    expected = [
+        i for i, label in enumerate(labels) if labels[:i].count(label) < 2
+    ]
+    assert sub.train_dataloader.dataset.indices == expected
+    subset = DATASETS.build(dict(sub.train_dataloader.dataset, pipeline=[]))
+    counts = [subset.get_gt_labels().tolist().count(c) for c in range(6)]
+    assert counts == [2] * 6
+
+    with pytest.raises(ValueError, match=r'=4: class 0 of .* has 3 training'):
+        with_train_subset(cfg, 4)
+    with pytest.raises(ValueError, match='=0: give 1 or more'):
+        with_train_subset(cfg, 0)
+    with pytest.raises(ValueError, match='dataset.indices is set already'):
+        with_train_subset(sub, 2)
