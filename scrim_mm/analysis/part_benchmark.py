@@ -510,7 +510,8 @@ def with_train_subset(cfg: Config, per_class: int) -> Config:
     if per_class < 1:
         raise ValueError(
             f'finetune_train_per_class={per_class}: give 1 or more training '
-            'images per class, or None for the whole training split'
+            'images per class, or None (the tool: '
+            '--finetune-train-per-class 0) for the whole training split'
         )
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     if dataset_cfg.get('indices') is not None:
