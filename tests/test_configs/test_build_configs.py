@@ -12,12 +12,9 @@ import math
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-
-from scrim_mm.analysis.part_benchmark import plain_config
 
 from ._shared import (
     CONFIG_DIR,
@@ -153,9 +150,8 @@ def test_config_builds_and_runs(path):
 def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     """The from-scratch settings measured by the part benchmark are the
     class defaults: the metric loss trains OSME only, the diversity loss
-    at 0.3 on stage 3 and 0.2 on stage 4, the crops do not train the
-    backbone, the ranking is capped at chance. The demo configs and the
-    recipe state none of them and build the same modules."""
+    at 0.3 on stage 3 and 0.2 on stage 4. The demo configs and the recipe
+    state none of them and build the same modules."""
     DefaultScope.get_instance(f'test-scratch-{name}', scope_name='mmpretrain')
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / name))
     for key in ('neck', 'head', 'fpl_head'):
@@ -164,8 +160,6 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
     assert 'metric_loss_trains_backbone' not in recipe.model.get('neck', {})
     assert 'diversity_weights' not in recipe.model.get('head', {})
-    for key in ('rank_cap_at_chance', 'crops_train_backbone'):
-        assert key not in recipe.model.get('fpl_head', {}), key
     for config in (cfg, recipe):
         model = MODELS.build(config.model)
         assert model.neck.metric_loss_trains_backbone is False
@@ -175,33 +169,6 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
             for w in model.head.diversity_weights
         ]
         assert weights == pytest.approx([0.3, 0.2])
-        assert model.fpl_head.crops_train_backbone is False
-        assert model.fpl_head.rank_cap_at_chance is True
-
-
-def test_hard_demo_navigators_learn_at_a_third_of_the_rate():
-    """The part benchmark's config trains the navigators at 0.3x the
-    learning rate and every other parameter at the full rate; its plain
-    twin, which has no navigator, keeps one rate for all."""
-    DefaultScope.get_instance('test-hard-nav-lr', scope_name='mmpretrain')
-    cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r18_hard-demo.py'))
-    base_lr = cfg.optim_wrapper.optimizer.lr
-    for config, expect_navigators in ((cfg, True), (plain_config(cfg), False)):
-        model = MODELS.build(config.model)
-        wrapper = build_optim_wrapper(model, config.optim_wrapper)
-        lr_of = {
-            id(p): group['lr']
-            for group in wrapper.optimizer.param_groups
-            for p in group['params']
-        }
-        navigators = 0
-        for name, param in model.named_parameters():
-            if name.startswith('fpl_head.navigators.'):
-                navigators += 1
-                assert lr_of[id(param)] == pytest.approx(0.3 * base_lr), name
-            else:
-                assert lr_of[id(param)] == pytest.approx(base_lr), name
-        assert (navigators > 0) is expect_navigators
 
 
 def test_hard_demo_anchors_fit_a_128px_image():
@@ -246,11 +213,7 @@ def _behaviour(model) -> dict:
             'num_test_parts',
             'crop_size',
             'nms_iou',
-            'teacher_per_stage',
             'explore',
-            'rank_cap_at_chance',
-            'teach_on_image',
-            'crops_train_backbone',
         )
     }
     for i, cfg in enumerate(fpl.anchor_cfgs):
@@ -273,7 +236,6 @@ def _behaviour(model) -> dict:
             'head.contrastive_loss.temperature': getattr(
                 contrastive, 'temperature', None
             ),
-            'crop_norm_stats': model.crop_norm_stats is not None,
             'channels_last': model.channels_last,
         }
     )

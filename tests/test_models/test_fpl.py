@@ -366,11 +366,8 @@ def test_fpl_head_defaults():
     )
     assert (head.num_train_parts, head.num_test_parts) == (4, 2)
     assert head.crop_size is None
-    assert head.teacher_per_stage is True and len(head.teacher_fcs) == 2
+    assert len(head.teacher_fcs) == 2  # a teacher per stage
     assert head.explore == 0.5
-    assert head.rank_cap_at_chance is True
-    assert head.teach_on_image is True
-    assert head.crops_train_backbone is False
 
 
 def test_fpl_head_shapes_train_eval():
@@ -491,7 +488,9 @@ def test_fpl_head_resnet50_channels():
     boxes, scores = head(feats, (128, 128))
     assert boxes.shape == (1, 2, 4, 4) and scores.shape == (1, 2, 4)
     part_feats = torch.randn(1, 2, 4, 2048)
-    losses = head.loss(part_feats, scores, torch.tensor([2]))
+    losses = head.loss(
+        part_feats, scores, torch.tensor([2]), torch.randn(1, 2048)
+    )
     assert set(losses) == {
         'loss_teacher_s3',
         'loss_rank_s3',
@@ -518,15 +517,15 @@ def test_fpl_head_anchor_cache():
     assert len(head._anchor_cache) == 3
 
 
-@pytest.mark.parametrize('crops_train_backbone', [False, True])
-def test_fpl_head_gradients(crops_train_backbone):
+def test_fpl_head_gradients():
     torch.manual_seed(0)
-    head = r18_head(crops_train_backbone=crops_train_backbone)
+    head = r18_head()
     feats = [f.requires_grad_(True) for f in r18_feats()]
     boxes, scores = head(feats, (128, 128))
     part_feats = torch.randn(2, 2, 4, 512, requires_grad=True)
+    image_feats = torch.randn(2, 512, requires_grad=True)
     labels = torch.tensor([0, 3])
-    losses = head.loss(part_feats, scores, labels)
+    losses = head.loss(part_feats, scores, labels, image_feats)
     for loss in losses.values():
         assert loss.dim() == 0 and torch.isfinite(loss)
 
@@ -544,35 +543,33 @@ def test_fpl_head_gradients(crops_train_backbone):
         assert nav.convs[0].weight.grad.abs().sum() > 0
 
     head.zero_grad(set_to_none=True)
-    # Teacher losses: the teachers (one per stage) and, with
-    # crops_train_backbone (NTS-Net), the part features; never the
-    # navigators.
+    # Teacher losses: the teachers (one per stage) only; they are probes
+    # of the features (neither crops nor image), never the navigators.
     (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
     for fc in head.teacher_fcs:
         assert fc.weight.grad.abs().sum() > 0
-    if crops_train_backbone:
-        assert part_feats.grad.abs().sum() > 0
-    else:
-        assert part_feats.grad is None
+    assert part_feats.grad is None and image_feats.grad is None
     for p in head.navigators.parameters():
         assert p.grad is None
 
 
-@pytest.mark.parametrize('cap', [True, False])
-def test_fpl_head_teacher_loss_value_and_soft_labels(cap):
+def test_fpl_head_teacher_loss_value_and_soft_labels():
     torch.manual_seed(0)
-    head = r18_head(
-        teacher_loss=dict(type='CrossEntropyLoss', loss_weight=2),
-        rank_cap_at_chance=cap,
-    )
+    head = r18_head(teacher_loss=dict(type='CrossEntropyLoss', loss_weight=2))
     part_feats = torch.randn(2, 2, 3, 512)
+    image_feats = torch.randn(2, 512)
     scores = torch.randn(2, 2, 3)
     labels = torch.tensor([1, 4])
-    losses = head.loss(part_feats, scores, labels)
+    losses = head.loss(part_feats, scores, labels, image_feats)
     logits = head.teacher(part_feats)
     assert logits.shape == (2, 2, 3, 5)
+    # The teacher of a stage learns on its 3 crops of each image and on
+    # the whole image: the mean CE over 6 + 2 rows.
     ce = F.cross_entropy(
-        logits[:, 0].reshape(6, 5), labels.repeat_interleave(3)
+        torch.cat(
+            [logits[:, 0].reshape(6, 5), head.teacher_fcs[0](image_feats)]
+        ),
+        torch.cat([labels.repeat_interleave(3), labels]),
     )
     torch.testing.assert_close(losses['loss_teacher_s3'], 2 * ce)
     per_crop = F.cross_entropy(
@@ -580,15 +577,16 @@ def test_fpl_head_teacher_loss_value_and_soft_labels(cap):
         labels.repeat_interleave(3),
         reduction='none',
     ).view(2, 3)
-    if cap:
-        # (default) the ranking sees the per-crop CE capped at chance
-        assert (per_crop > math.log(5)).any()
-        per_crop = per_crop.clamp(max=math.log(5))
+    # The ranking sees the per-crop CE of the crops only, capped at chance.
+    assert (per_crop > math.log(5)).any()
+    per_crop = per_crop.clamp(max=math.log(5))
     torch.testing.assert_close(
         losses['loss_rank_s4'], RegionRankingLoss()(scores[:, 1], per_crop)
     )
     # One-hot scores (Mixup / CutMix format) give the same losses.
-    soft = head.loss(part_feats, scores, F.one_hot(labels, 5).float())
+    soft = head.loss(
+        part_feats, scores, F.one_hot(labels, 5).float(), image_feats
+    )
     for key in losses:
         torch.testing.assert_close(soft[key], losses[key])
 
@@ -644,7 +642,9 @@ def test_fpl_head_autocast_bf16():
         boxes, scores = head(feats, (128, 128))
         crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
         part_feats = torch.randn(2, 2, 4, 512).bfloat16()
-        losses = head.loss(part_feats, scores, torch.tensor([0, 1]))
+        losses = head.loss(
+            part_feats, scores, torch.tensor([0, 1]), torch.randn(2, 512)
+        )
     assert boxes.dtype == torch.float32 and scores.dtype == torch.float32
     assert crops.shape == (16, 3, 32, 32)
     for loss in losses.values():
@@ -694,9 +694,8 @@ def test_fpl_head_explore_perturbs_training_selection_only():
         r18_head(explore=-1)
 
 
-@pytest.mark.parametrize('cap', [False, True])
-def test_fpl_head_rank_cap_at_chance_ties_worse_than_guessing(cap):
-    head = r18_head(rank_cap_at_chance=cap)
+def test_fpl_head_rank_cap_at_chance_ties_worse_than_guessing():
+    head = r18_head()
     # A teacher that reads its logits off the first 5 feature channels.
     with torch.no_grad():
         for fc in head.teacher_fcs:
@@ -708,26 +707,28 @@ def test_fpl_head_rank_cap_at_chance_ties_worse_than_guessing(cap):
     feats = torch.zeros(1, 2, 3, 512)
     feats[0, :, :, 0] = torch.tensor([5.0, -1.0, -2.0])
     scores = torch.zeros(1, 2, 3, requires_grad=True)
-    losses = head.loss(feats, scores, torch.tensor([0]))
-    # Equal scores: every ranked pair costs the margin, 1. Without the
-    # cap the pairs are (0, 1), (0, 2) and (1, 2); with it, regions 1 and
-    # 2 are both worse than guessing and tie.
-    expected = 2.0 if cap else 3.0
+    losses = head.loss(feats, scores, torch.tensor([0]), torch.zeros(1, 512))
+    # Equal scores: every ranked pair costs the margin, 1. Uncapped, the
+    # pairs would be (0, 1), (0, 2) and (1, 2): 3.0. Capped, regions 1 and
+    # 2 are both worse than guessing and tie: 2.0.
+    uncapped = F.cross_entropy(
+        feats[0, 1, :, :5], torch.zeros(3, dtype=torch.long), reduction='none'
+    )
+    assert RegionRankingLoss()(
+        torch.zeros(1, 3), uncapped[None]
+    ).item() == pytest.approx(3.0)
     for name in ('s3', 's4'):
-        assert losses[f'loss_rank_{name}'].item() == pytest.approx(expected)
+        assert losses[f'loss_rank_{name}'].item() == pytest.approx(2.0)
     losses['loss_rank_s4'].backward()
-    grad = scores.grad[0, 1]
-    if cap:
-        # Region 0 is pushed up against both; 1 and 2 down once each.
-        torch.testing.assert_close(grad, torch.tensor([-2.0, 1.0, 1.0]))
-    else:
-        torch.testing.assert_close(grad, torch.tensor([-2.0, 0.0, 2.0]))
+    # Region 0 is pushed up against both; 1 and 2 down once each.
+    torch.testing.assert_close(
+        scores.grad[0, 1], torch.tensor([-2.0, 1.0, 1.0])
+    )
 
 
 def test_fpl_head_teacher_per_stage():
     torch.manual_seed(0)
-    head = r18_head()  # a teacher per stage by default
-    assert head.teacher_per_stage is True
+    head = r18_head()
     assert len(head.teacher_fcs) == 2
     part_feats = torch.randn(2, 2, 3, 512)
     logits = head.teacher(part_feats)
@@ -737,81 +738,29 @@ def test_fpl_head_teacher_per_stage():
     torch.testing.assert_close(
         logits[:, 1], head.teacher_fcs[1](part_feats[:, 1])
     )
-    losses = head.loss(part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]))
+    losses = head.loss(
+        part_feats,
+        torch.randn(2, 2, 3),
+        torch.tensor([0, 1]),
+        torch.randn(2, 512),
+    )
     losses['loss_teacher_s3'].backward()
     assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
     grad = head.teacher_fcs[1].weight.grad
     assert grad is None or grad.abs().sum() == 0
-    # teacher_per_stage=False (NTS-Net): one teacher for all stages
-    shared = r18_head(teacher_per_stage=False)
-    assert len(shared.teacher_fcs) == 1
-    logits = shared.teacher(part_feats)
-    for i in range(2):
-        torch.testing.assert_close(
-            logits[:, i], shared.teacher_fcs[0](part_feats[:, i])
-        )
-    losses = shared.loss(
-        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1])
-    )
-    losses['loss_teacher_s4'].backward()
-    assert shared.teacher_fcs[0].weight.grad.abs().sum() > 0
 
 
-def test_fpl_head_teach_on_image():
+def test_fpl_head_teach_on_image_leaves_the_ranking_to_the_crops():
     torch.manual_seed(0)
-    head = r18_head()  # on by default
-    assert head.teach_on_image is True
+    head = r18_head()
     part_feats = torch.randn(2, 2, 3, 512)
-    image_feats = torch.randn(2, 512)
     scores = torch.randn(2, 2, 3)
     labels = torch.tensor([1, 4])
-    losses = head.loss(part_feats, scores, labels, image_feats=image_feats)
-    logits = head.teacher(part_feats)
-    image_logits = head.teacher_fcs[0](image_feats)
-    expected = F.cross_entropy(
-        torch.cat([logits[:, 0].reshape(6, 5), image_logits]),
-        torch.cat([labels.repeat_interleave(3), labels]),
-    )
-    torch.testing.assert_close(losses['loss_teacher_s3'], expected)
-    # the ranking uses the crops only: same as without the image term
-    plain = head.loss(part_feats, scores, labels)
-    torch.testing.assert_close(losses['loss_rank_s4'], plain['loss_rank_s4'])
+    losses = head.loss(part_feats, scores, labels, torch.randn(2, 512))
+    other = head.loss(part_feats, scores, labels, torch.randn(2, 512))
+    # Other image features change what the teachers learn ...
     assert not torch.allclose(
-        losses['loss_teacher_s3'], plain['loss_teacher_s3']
+        losses['loss_teacher_s3'], other['loss_teacher_s3']
     )
-    # off: image features are ignored
-    off = r18_head(teach_on_image=False)
-    off.load_state_dict(head.state_dict())
-    torch.testing.assert_close(
-        off.loss(part_feats, scores, labels, image_feats=image_feats)[
-            'loss_teacher_s3'
-        ],
-        plain['loss_teacher_s3'],
-    )
-
-
-def test_fpl_head_teacher_as_probe():
-    """crops_train_backbone=False: the teacher learns, features don't."""
-    torch.manual_seed(0)
-    head = r18_head(crops_train_backbone=False, teach_on_image=True)
-    part_feats = torch.randn(2, 2, 3, 512, requires_grad=True)
-    image_feats = torch.randn(2, 512, requires_grad=True)
-    losses = head.loss(
-        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]), image_feats
-    )
-    (losses['loss_teacher_s3'] + losses['loss_teacher_s4']).backward()
-    assert part_feats.grad is None and image_feats.grad is None
-    assert head.teacher_fcs[0].weight.grad.abs().sum() > 0
-    # the same values as with gradients to the features
-    other = r18_head(crops_train_backbone=True, teach_on_image=True)
-    other.load_state_dict(head.state_dict())
-    ref = other.loss(
-        part_feats, torch.randn(2, 2, 3), torch.tensor([0, 1]), image_feats
-    )
-    torch.testing.assert_close(
-        losses['loss_teacher_s4'], ref['loss_teacher_s4']
-    )
-    # ... and those reach the features, through the crops and the image
-    (ref['loss_teacher_s3'] + ref['loss_teacher_s4']).backward()
-    assert part_feats.grad.abs().sum() > 0
-    assert image_feats.grad.abs().sum() > 0
+    # ... but not the ranking, which reads the crops only.
+    torch.testing.assert_close(losses['loss_rank_s4'], other['loss_rank_s4'])

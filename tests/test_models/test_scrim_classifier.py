@@ -147,12 +147,9 @@ def test_predict_fills_given_samples_and_matches_tensor_mode():
     )
 
 
-@pytest.mark.parametrize('crops_train_backbone', [False, True])
-def test_gradient_routing(crops_train_backbone):
+def test_gradient_routing():
     """Navigators learn from the ranking loss only; the rest from CE."""
-    cfg = scrim_cfg(R18)
-    cfg['fpl_head']['crops_train_backbone'] = crops_train_backbone
-    model = build(cfg)
+    model = build(scrim_cfg(R18))
     model.train()
     x = torch.randn(4, 3, 64, 64)
     losses = model(x, samples([0, 0, 1, 1]), mode='loss')
@@ -179,14 +176,9 @@ def test_gradient_routing(crops_train_backbone):
     assert sum(grads(ce, nav)) == 0
     assert sum(grads(ce, backbone)) > 0
     assert sum(grads(losses['loss_teacher_s4'], teacher)) > 0
-    if crops_train_backbone:
-        # The crops are re-encoded by the shared backbone (NTS-Net): the
-        # teacher loss reaches it.
-        assert sum(grads(losses['loss_teacher_s4'], backbone)) > 0
-    else:
-        # (default) The teachers are probes of the backbone's features:
-        # neither the crops nor the image feature pass the loss back.
-        assert sum(grads(losses['loss_teacher_s4'], backbone)) == 0
+    # The teachers are probes of the backbone's features: neither the crops
+    # nor the image feature pass the loss back.
+    assert sum(grads(losses['loss_teacher_s4'], backbone)) == 0
     # The metric loss is cut from the backbone by default (the neck's
     # metric_loss_trains_backbone=False) ...
     assert sum(grads(losses['loss_contrast_s4'], backbone)) == 0
@@ -460,7 +452,7 @@ def test_stages_follow_out_indices():
 
 def test_teacher_image_feature_is_the_backbone_last_output(monkeypatch):
     """neck.in_indices leaving out the backbone's last output: the teachers
-    (teach_on_image, the default) learn from the pooled last output, the
+    learn on the whole image from the pooled last output, the
     feature the crops give, not from the neck's last stage (256 channels
     against teachers of 512 inputs: a crash)."""
     torch.manual_seed(0)
@@ -471,13 +463,12 @@ def test_teacher_image_feature_is_the_backbone_last_output(monkeypatch):
         neck=dict(in_indices=(1, 2), embed_dims=32),
     )
     model = build(cfg)
-    assert model.fpl_head.teach_on_image is True
     assert model.neck.in_channels == (128, 256)
     assert model.fpl_head.feat_channels == 512
     seen = {}
     fpl_loss = model.fpl_head.loss
 
-    def spy(part_feats, scores, labels, image_feats=None):
+    def spy(part_feats, scores, labels, image_feats):
         seen['part'], seen['image'] = part_feats, image_feats
         return fpl_loss(part_feats, scores, labels, image_feats)
 

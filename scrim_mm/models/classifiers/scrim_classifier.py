@@ -73,11 +73,12 @@ class SCRIMClassifier(ImageClassifier):
             cores under AMP. False (``--cfg-options
             model.channels_last=False``) keeps PyTorch's default layout.
             Defaults to True.
-        crop_norm_stats (bool): Keep separate batch-norm running
-            statistics for the crop pass of the backbone
-            (:class:`~scrim_mm.models.utils.CropNormStats`), so that the
-            zoomed crops do not shift the statistics the full images are
-            normalised with at test time. Defaults to True.
+
+    With an FPL head, the crop pass of the backbone keeps its own
+    batch-norm running statistics
+    (:class:`~scrim_mm.models.utils.CropNormStats`), so that the zoomed
+    crops do not shift the statistics the full images are normalised with
+    at test time.
     """
 
     def __init__(
@@ -92,7 +93,6 @@ class SCRIMClassifier(ImageClassifier):
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
         channels_last: bool = True,
-        crop_norm_stats: bool = True,
     ) -> None:
         if not isinstance(backbone, nn.Module):
             backbone = MODELS.build(backbone)
@@ -131,9 +131,7 @@ class SCRIMClassifier(ImageClassifier):
         )
         self.fpl_head = fpl_head
         self.crop_norm_stats = (
-            CropNormStats(self.backbone)
-            if crop_norm_stats and self.with_fpl
-            else None
+            CropNormStats(self.backbone) if self.with_fpl else None
         )
         self.channels_last = bool(channels_last)
         if self.channels_last:
@@ -163,16 +161,10 @@ class SCRIMClassifier(ImageClassifier):
         b, s, n = boxes.shape[:3]
         with record_function('scrim/crops'):
             crops = self._memory_format(self.fpl_head.crop(inputs, boxes))
-        grad = torch.is_grad_enabled() and self.fpl_head.crops_train_backbone
-        with (
-            record_function('scrim/backbone_crops'),
-            torch.set_grad_enabled(grad),
-        ):
-            if self.crop_norm_stats is None:
+        # The crops do not train the backbone (see FPLHead).
+        with record_function('scrim/backbone_crops'), torch.no_grad():
+            with self.crop_norm_stats.swap(self.backbone):
                 last = self.backbone(crops)[-1]
-            else:
-                with self.crop_norm_stats.swap(self.backbone):
-                    last = self.backbone(crops)[-1]
         return last.mean(dim=(2, 3)).view(b, s, n, -1)
 
     def _memory_format(self, images: torch.Tensor) -> torch.Tensor:

@@ -69,9 +69,30 @@ class FPLHead(BaseModule):
     multi-level anchors on the CPL-enhanced stage map; greedy hard NMS keeps
     ``M`` regions in training and ``K`` at inference; the regions are cut
     from the input (the classifier re-encodes them with the shared
-    backbone); a teacher linear layer, shared by all crops and stages,
-    classifies the part features, and a ranking loss teaches each navigator
-    to order its scores like the teacher's per-crop losses.
+    backbone); a teacher linear layer per stage classifies the part
+    features, and a ranking loss teaches each navigator to order its scores
+    like the teacher's per-crop losses.
+
+    Where this departs from NTS-Net, the part benchmark
+    (``docs/part_benchmark.md``) measured why:
+
+    - **A teacher per stage.** The stages crop at different scales; a
+      teacher shared by both that learns the coarse stage's crops first
+      rates the finer stage's crops wrongly, and that navigator learns to
+      avoid the part.
+    - **Teachers also learn on the whole image** (which always shows the
+      part), so they can tell informative crops from the others before the
+      navigators select good ones. The ranking uses the crops only.
+    - **Ranking capped at chance.** The per-crop losses that order the
+      ranking pairs are clamped at ``ln(num_classes)``: crops on which the
+      teacher gives the true class less than a uniform guess tie. Without
+      the cap, a teacher that is confidently wrong early in training makes
+      the navigator prefer background and padding to the part.
+    - **Crops do not train the backbone.** The part features are detached:
+      the backbone learns from the whole images, every teacher is a linear
+      probe, and the crop pass runs without autograd (about half the cost
+      of a step). Crops of navigators that have not found the part are
+      label noise for the backbone.
 
     Gradient flow: the navigator input is detached and the crops are
     detached, so each navigator learns only from its ranking loss; the
@@ -127,12 +148,6 @@ class FPLHead(BaseModule):
             keys; None takes the neck's inside a :class:`SCRIMClassifier`,
             else ``('s3', 's4')`` for two stages (the last stages of a
             four-stage backbone). Defaults to None.
-        teacher_per_stage (bool): Give every stage its own teacher instead
-            of NTS-Net's one teacher shared by all crops. The stages crop at
-            different scales (a stage-3 crop zooms further in), and a shared
-            teacher that learns the coarse stage's crops first can rate the
-            finer stage's crops wrongly, so that its navigator learns to
-            avoid the part. Defaults to True.
         explore (float): Exploration of the training selection: the NMS
             picks regions by the navigator scores plus Gaussian noise of
             ``explore`` times each image's score spread (the ranking loss
@@ -141,32 +156,6 @@ class FPLHead(BaseModule):
             which breaks the bootstrap where a stage never selects the part
             and so never learns that it is informative. 0 turns it off
             (NTS-Net). Defaults to 0.5.
-        rank_cap_at_chance (bool): Cap the teacher losses that order the
-            ranking pairs at chance, ``ln(num_classes)``: regions on which
-            the teacher gives the true class less than a uniform guess tie,
-            and no pair between them is ranked. From scratch, the teacher
-            is confidently wrong on many regions early in training, and
-            the plain ranking then prefers the regions it is unsure about
-            (background, zero padding) to those with the part, so that the
-            navigator learns to avoid the part. False is NTS-Net's ranking.
-            Defaults to True.
-        teach_on_image (bool): Also train every teacher on the pooled
-            feature of the whole image (which always shows the part), so
-            that the teacher can tell informative crops from the others
-            before the navigators select good ones: the bootstrap between
-            teacher and navigator does not have to start from crops that
-            mostly miss the part. The ranking loss still uses the crops
-            only. Defaults to True.
-        crops_train_backbone (bool): Whether the losses on the part
-            features (the teachers' and, through the fused classifier, the
-            fusion's) reach the backbone through the crops, as in NTS-Net.
-            When the backbone learns from scratch, the crops of navigators
-            that have not found the part yet mostly miss it, and their
-            labels are noise for the backbone. False detaches the part
-            features: the backbone then learns from the whole images only,
-            every teacher is a linear probe of its features, and the crop
-            pass runs without autograd (about half the cost of a step).
-            True is NTS-Net's behaviour. Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -186,11 +175,7 @@ class FPLHead(BaseModule):
         teacher_loss: Optional[dict] = None,
         rank_loss: Optional[dict] = None,
         stage_names: Optional[Sequence[str]] = None,
-        teacher_per_stage: bool = True,
         explore: float = 0.5,
-        rank_cap_at_chance: bool = True,
-        teach_on_image: bool = True,
-        crops_train_backbone: bool = False,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -301,15 +286,9 @@ class FPLHead(BaseModule):
                 'off'
             )
         self.explore = float(explore)
-        self.rank_cap_at_chance = bool(rank_cap_at_chance)
-        self.teach_on_image = bool(teach_on_image)
-        self.crops_train_backbone = bool(crops_train_backbone)
-        self.teacher_per_stage = bool(teacher_per_stage)
-        # The teacher ("partcls" of NTS-Net), shared by the crops of a stage
-        # and, by default, by all stages.
-        num_teachers = num_stages if self.teacher_per_stage else 1
+        # One teacher ("partcls" of NTS-Net) per stage, shared by its crops.
         self.teacher_fcs = nn.ModuleList(
-            nn.Linear(feat_channels, num_classes) for _ in range(num_teachers)
+            nn.Linear(feat_channels, num_classes) for _ in range(num_stages)
         )
         self.loss_teacher = self._build_loss(
             teacher_loss, dict(type='CrossEntropyLoss', loss_weight=1.0)
@@ -497,7 +476,7 @@ class FPLHead(BaseModule):
         )
 
     def teacher(self, part_feats: Tensor) -> Tensor:
-        """Classify every part feature with the shared teacher.
+        """Classify every part feature with the teacher of its stage.
 
         Args:
             part_feats (Tensor): Part features (B, S, N, feat_channels).
@@ -506,8 +485,6 @@ class FPLHead(BaseModule):
             Tensor: Part logits (B, S, N, num_classes).
         """
         with record_function('scrim/heads'):
-            if not self.teacher_per_stage:
-                return self.teacher_fcs[0](part_feats)
             return torch.stack(
                 [
                     fc(part_feats[:, i])
@@ -521,7 +498,7 @@ class FPLHead(BaseModule):
         part_feats: Tensor,
         scores: Tensor,
         labels: Tensor,
-        image_feats: Optional[Tensor] = None,
+        image_feats: Tensor,
     ) -> Dict[str, Tensor]:
         """Teacher and ranking losses of every stage.
 
@@ -531,14 +508,14 @@ class FPLHead(BaseModule):
             scores (Tensor): Their navigator scores (B, S, N).
             labels (Tensor): Class indices (B,), or class scores
                 (B, num_classes) (e.g. from Mixup / CutMix).
-            image_feats (Tensor, optional): Pooled features of the whole
-                images (B, feat_channels); the teachers also learn from
-                them when ``teach_on_image``. Defaults to None.
+            image_feats (Tensor): Pooled features of the whole images
+                (B, feat_channels); the teachers also learn from them.
 
         Returns:
             Dict[str, Tensor]: ``loss_teacher_<stage>`` (classification loss
-            on every crop) and ``loss_rank_<stage>`` (ranking of the scores
-            by the detached per-crop cross-entropy) for every stage.
+            on every crop and on the whole image) and ``loss_rank_<stage>``
+            (ranking of the scores by the per-crop cross-entropy, capped at
+            chance) for every stage.
         """
         num_imgs, num_stages, num_parts = part_feats.shape[:3]
         if labels.dim() == 1:
@@ -547,37 +524,25 @@ class FPLHead(BaseModule):
             labels = labels.float()
         # Crop (b, n) of a stage has label b.
         targets = labels.repeat_interleave(num_parts, dim=0)
-        if not self.crops_train_backbone:
-            part_feats = part_feats.detach()
-            if image_feats is not None:
-                image_feats = image_feats.detach()
-        logits = self.teacher(part_feats).float()
-        use_image = self.teach_on_image and image_feats is not None
-        if use_image:
-            image_logits = self.teacher(
-                image_feats[:, None, None].expand(-1, num_stages, 1, -1)
-            ).float()
-            image_targets = torch.cat([targets, labels], dim=0)
+        # The part features are a linear probe's input: the teachers do not
+        # train the backbone (see the class docstring).
+        logits = self.teacher(part_feats.detach()).float()
+        image_logits = self.teacher(
+            image_feats.detach()[:, None, None].expand(-1, num_stages, 1, -1)
+        ).float()
+        image_targets = torch.cat([targets, labels], dim=0)
+        chance = math.log(self.num_classes)
         losses = {}
         for i, name in enumerate(self.stage_names):
             stage_logits = logits[:, i].reshape(num_imgs * num_parts, -1)
-            if use_image:
-                losses[f'loss_teacher_{name}'] = self.loss_teacher(
-                    torch.cat([stage_logits, image_logits[:, i, 0]]),
-                    image_targets,
-                )
-            else:
-                losses[f'loss_teacher_{name}'] = self.loss_teacher(
-                    stage_logits, targets
-                )
+            losses[f'loss_teacher_{name}'] = self.loss_teacher(
+                torch.cat([stage_logits, image_logits[:, i, 0]]),
+                image_targets,
+            )
             with torch.no_grad():
                 part_losses = F.cross_entropy(
                     stage_logits, targets, reduction='none'
-                )
-                if self.rank_cap_at_chance:
-                    part_losses = part_losses.clamp(
-                        max=math.log(self.num_classes)
-                    )
+                ).clamp(max=chance)
             losses[f'loss_rank_{name}'] = self.loss_rank(
                 scores[:, i], part_losses.view(num_imgs, num_parts)
             )
