@@ -15,7 +15,13 @@ from .models import (
     make_optim_wrapper,
     strip_init,
 )
-from .parts import OVERHEAD_PARTS, PARTS, part_shares, profile_parts
+from .parts import (
+    OVERHEAD_PARTS,
+    PARTS,
+    part_ranges,
+    part_shares,
+    profile_parts,
+)
 from .report import format_report
 from .runner import BenchmarkOptions, run_benchmark
 from .steps import make_batch, make_steps, time_steps
@@ -32,6 +38,7 @@ __all__ = [
     'make_batch',
     'make_optim_wrapper',
     'make_steps',
+    'part_ranges',
     'part_shares',
     'peak_memory',
     'profile_parts',

@@ -1,13 +1,17 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Split the time of a SCRIM step into the parts of the model.
 
-The model code runs each part inside a ``torch.profiler.record_function``
-range named ``scrim/<part>``; the benchmark wraps every step in
-:data:`STEP_RANGE` and the optimizer step in :data:`OPTIM_RANGE`.
+While it profiles, the benchmark runs each part of the model inside a
+``torch.profiler.record_function`` range named ``scrim/<part>``
+(:func:`part_ranges` wraps the parts' methods; the model code has no
+ranges), every step in :data:`STEP_RANGE` and the optimizer step in
+:data:`OPTIM_RANGE`.
 """
 
-from typing import Callable, Dict, Optional
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Dict, Iterator, Optional
 
+import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 __all__ = [
@@ -16,6 +20,7 @@ __all__ = [
     'RANGE_PREFIX',
     'STEP_RANGE',
     'OPTIM_RANGE',
+    'part_ranges',
     'part_shares',
     'profile_parts',
 ]
@@ -61,6 +66,68 @@ def _part_of(name: str) -> str:
 def _is_part_range(name: str) -> bool:
     """Whether a profiler event is one of the ranges of :data:`PARTS`."""
     return name.startswith(RANGE_PREFIX) or name == OPTIM_RANGE
+
+
+@contextmanager
+def part_ranges(model: nn.Module) -> Iterator[None]:
+    """Run the parts of a SCRIM model inside ``scrim/<part>`` ranges.
+
+    The methods of the parts are wrapped on the instances for the time of
+    the block, and restored after it. The backbone's range is
+    ``backbone_crops`` while :meth:`SCRIMClassifier.encode_crops` runs and
+    ``backbone_full`` otherwise. A part the model lacks (no FPL head) is
+    skipped.
+
+    Args:
+        model (nn.Module): A :class:`~scrim_mm.models.SCRIMClassifier`.
+    """
+    in_crops = [False]
+    patched = []
+
+    def wrap(obj, attr: str, part) -> None:
+        method = getattr(obj, attr)
+
+        def ranged(*args, **kwargs):
+            name = part() if callable(part) else part
+            if name is None:
+                in_crops[0] = True
+            context = (
+                nullcontext()
+                if name is None
+                else (record_function(RANGE_PREFIX + name))
+            )
+            try:
+                with context:
+                    return method(*args, **kwargs)
+            finally:
+                if name is None:
+                    in_crops[0] = False
+
+        setattr(obj, attr, ranged)
+        patched.append((obj, attr))
+
+    fpl = getattr(model, 'fpl_head', None)
+    wrap(
+        model.backbone,
+        'forward',
+        lambda: 'backbone_crops' if in_crops[0] else 'backbone_full',
+    )
+    wrap(model.neck, 'forward', 'osme')
+    wrap(model.head, 'forward_all', 'heads')
+    wrap(model.head, 'loss', 'losses')
+    if fpl is not None:
+        wrap(model, 'encode_crops', None)
+        wrap(fpl, 'forward', 'anchors_nms')
+        for navigator in fpl.navigators:
+            wrap(navigator, 'forward', 'navigator')
+        wrap(fpl, 'crop', 'crops')
+        wrap(fpl, 'teacher', 'heads')
+        wrap(fpl, 'loss', 'losses')
+    try:
+        yield
+    finally:
+        for obj, attr in reversed(patched):
+            delattr(obj, attr)
 
 
 def part_shares(events) -> Dict[str, float]:
@@ -132,18 +199,24 @@ def part_shares(events) -> Dict[str, float]:
     return times
 
 
-def profile_parts(fn: Callable[[], object], iters: int) -> Dict[str, float]:
+def profile_parts(
+    fn: Callable[[], object], iters: int, model: Optional[nn.Module] = None
+) -> Dict[str, float]:
     """Profile ``iters`` calls of a step and split them into parts.
 
     Args:
         fn (Callable): The step.
         iters (int): Profiled calls.
+        model (nn.Module, optional): The SCRIM model the step runs; its
+            parts get their ranges from :func:`part_ranges`. None: only the
+            ranges ``fn`` opens itself. Defaults to None.
 
     Returns:
         Dict[str, float]: Fractions of the step's wall time per part (keys
         of :data:`PARTS`), and ``'total'`` seconds per step.
     """
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    ranges = nullcontext() if model is None else part_ranges(model)
+    with ranges, profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(iters):
             with record_function(STEP_RANGE):
                 fn()

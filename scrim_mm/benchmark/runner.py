@@ -234,10 +234,12 @@ def run_benchmark(opts: BenchmarkOptions) -> dict:
                 opts.device,
                 mode == 'train',
             )
-    # The profiler ranges of the parts are compiled away: no shares then.
+    # A compiled model does not call the parts' methods: no shares then.
     if opts.profile_iters and not opts.compile:
         for mode in ('train', 'infer'):
-            shares = profile_parts(steps['scrim'][mode], opts.profile_iters)
+            shares = profile_parts(
+                steps['scrim'][mode], opts.profile_iters, models['scrim']
+            )
             res['scrim'][mode]['shares'] = shares
             res['scrim'][mode]['overhead'] = sum(
                 shares[k] for k in OVERHEAD_PARTS

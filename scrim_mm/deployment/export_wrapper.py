@@ -3,7 +3,6 @@
 
 from typing import Tuple
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -94,27 +93,11 @@ class SCRIMExportWrapper(nn.Module):
             tuple[Tensor]: ``scores``, ``boxes``, ``box_scores`` and
             ``box_stages`` (see the class docstring).
         """
-        model, head = self.model, self.model.head
-        _, cpl_out = model._backbone_and_neck(inputs)
-        boxes, scores, _, fusion_feats = model._forward_fpl(inputs, cpl_out)
-        # As SCRIMHead.predict: the logits of pred_mode, then ClsHead's
-        # softmax.
-        if head.pred_mode == 'fused':
-            logits = head(cpl_out, fpl_feats=fusion_feats)
-        else:
-            logits = sum(head.forward_all(cpl_out, fusion_feats).values())
-        probs = F.softmax(logits, dim=1)
-        # As SCRIMClassifier.predict: boxes clipped to the input.
-        b, s, n = scores.shape
-        h, w = inputs.shape[-2:]
-        limit = torch.tensor(
-            [w, h, w, h], dtype=boxes.dtype, device=boxes.device
+        out = self.model.forward_all(inputs)
+        probs = F.softmax(self.model.head.pred_logits(out.logits), dim=1)
+        return (
+            probs,
+            out.boxes.flatten(1, 2),
+            out.fpl.scores.flatten(1, 2),
+            out.box_stages.flatten(1, 2),
         )
-        boxes = boxes.flatten(1, 2).clamp(min=0).minimum(limit)
-        stages = (
-            torch.arange(s, device=scores.device)
-            .view(1, s, 1)
-            .expand(b, s, n)
-            .flatten(1, 2)
-        )
-        return probs, boxes, scores.flatten(1, 2).float(), stages

@@ -158,12 +158,9 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
         # at most the type, so that --cfg-options can reach the module
         assert set(cfg.model.get(key, {})) <= {'type'}, key
     recipe = Config.fromfile(str(SCRIM_CONFIG_DIR / 'scrim_r50_cub.py'))
-    assert 'metric_loss_trains_backbone' not in recipe.model.get('neck', {})
     assert 'diversity_weights' not in recipe.model.get('head', {})
     for config in (cfg, recipe):
         model = MODELS.build(config.model)
-        assert model.neck.metric_loss_trains_backbone is False
-        assert model.neck.diversity_loss_trains_backbone == (True, True)
         weights = [
             model.head.diversity_module.loss_weight * w
             for w in model.head.diversity_weights
@@ -222,12 +219,6 @@ def _behaviour(model) -> dict:
     settings.update(
         {
             'neck.num_parts': neck.num_parts,
-            'neck.metric_loss_trains_backbone': (
-                neck.metric_loss_trains_backbone
-            ),
-            'neck.diversity_loss_trains_backbone': tuple(
-                neck.diversity_loss_trains_backbone
-            ),
             'head.contrastive_weights': tuple(head.contrastive_weights),
             'head.diversity_weights': tuple(head.diversity_weights),
             'head.pred_mode': head.pred_mode,

@@ -730,31 +730,25 @@ def test_cpl_only_image_classifier_trains():
     assert losses['loss_contrast_s4'] < first['loss_contrast_s4']
 
 
-@pytest.mark.parametrize('metric', [False, True])
-@pytest.mark.parametrize('diversity', [False, True])
-def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
-    """Each part loss trains OSME (and the embedding); the stage maps get
-    its gradient only when the neck says so."""
+def test_metric_loss_trains_osme_and_diversity_reaches_the_backbone():
+    """The metric loss trains OSME and the embedding, not the stage maps;
+    the diversity term on the part maps and the part classifiers' inputs
+    train both."""
     torch.manual_seed(0)
-    neck = _neck(
-        metric_loss_trains_backbone=metric,
-        diversity_loss_trains_backbone=diversity,
-    )
+    neck = _neck()
     maps = tuple(m.requires_grad_() for m in _maps(batch=3))
     out = neck(maps)
     for s in range(2):
-        # the same values as the main path
-        torch.testing.assert_close(out.part_excitations[s], out.excitations[s])
-        torch.testing.assert_close(out.part_feats[s], out.feats[s])
+        # the embeddings hold the values of the main path
         torch.testing.assert_close(
             out.part_embeds[s], neck.projs[s](out.part_vecs[s])
         )
     metric_loss = sum(e.square().sum() for e in out.part_embeds)
     diversity_loss = sum(
         part_attention_maps(f, m).square().sum()
-        for f, m in zip(out.part_feats, out.part_excitations)
+        for f, m in zip(out.feats, out.excitations)
     )
-    for loss, through in ((metric_loss, metric), (diversity_loss, diversity)):
+    for loss, through in ((metric_loss, False), (diversity_loss, True)):
         grads = torch.autograd.grad(
             loss,
             list(maps) + [neck.osmes[0].excite_weight],
@@ -767,60 +761,15 @@ def test_part_losses_reach_the_backbone_only_when_asked(metric, diversity):
                 assert g is not None and g.abs().sum() > 0
             else:
                 assert g is None or g.abs().sum() == 0
-    # the part classifiers' inputs train the backbone either way
     g = torch.autograd.grad(sum(v.sum() for v in out.part_vecs), maps)
     assert all(x.abs().sum() > 0 for x in g)
 
 
-def test_metric_loss_cut_from_the_backbone_by_default():
-    """By default the metric loss trains OSME and the embedding only."""
-    torch.manual_seed(0)
+def test_part_embeddings_without_grad_match_the_main_path():
     neck = _neck()
-    assert neck.metric_loss_trains_backbone is False
-    maps = tuple(m.requires_grad_() for m in _maps(batch=3))
-    out = neck(maps)
-    metric_loss = sum(e.square().sum() for e in out.part_embeds)
-    *to_maps, to_osme = torch.autograd.grad(
-        metric_loss,
-        list(maps) + [neck.osmes[0].excite_weight],
-        allow_unused=True,
-    )
-    assert to_osme.abs().sum() > 0
-    for g in to_maps:
-        assert g is None or g.abs().sum() == 0
-
-
-def test_diversity_loss_reaches_the_backbone_per_stage():
-    """(False, True): the stage-3 diversity term trains OSME only, the
-    stage-4 one reaches the stage map too."""
-    torch.manual_seed(0)
-    neck = _neck(diversity_loss_trains_backbone=(False, True))
-    assert neck.diversity_loss_trains_backbone == (False, True)
-    maps = tuple(m.requires_grad_() for m in _maps(batch=3))
-    out = neck(maps)
-    for s, through in enumerate((False, True)):
-        loss = (
-            part_attention_maps(out.part_feats[s], out.part_excitations[s])
-            .square()
-            .sum()
-        )
-        to_map, to_osme = torch.autograd.grad(
-            loss,
-            [maps[s], neck.osmes[s].excite_weight],
-            allow_unused=True,
-            retain_graph=True,
-        )
-        assert to_osme.abs().sum() > 0
-        assert (to_map is not None and to_map.abs().sum() > 0) == through
-    with pytest.raises(ValueError, match=r'^diversity_loss_trains_backbone'):
-        _neck(diversity_loss_trains_backbone=(True, True, False))
-    with pytest.raises(TypeError, match="^diversity_loss_trains_backbone='no"):
-        _neck(diversity_loss_trains_backbone='no')
-
-
-def test_part_losses_see_the_main_path_without_grad():
-    neck = _neck(diversity_loss_trains_backbone=False)
     with torch.no_grad():
         out = neck(_maps())
-    torch.testing.assert_close(out.part_excitations[1], out.excitations[1])
-    assert not out.part_feats[0].requires_grad
+    for s in range(2):
+        torch.testing.assert_close(
+            out.part_embeds[s], neck.projs[s](out.part_vecs[s])
+        )

@@ -123,18 +123,11 @@ def test_diversity_loss_separates_collapsed_parts():
     assert distinct['map_corr'] < collapsed['map_corr'] - 0.05
 
 
-@pytest.mark.parametrize('through', [False, True])
-def test_head_diversity_term_reaches_osme_and_features(through):
-    """The term trains OSME; the features only with
-    diversity_loss_trains_backbone (on by default)."""
+def test_head_diversity_term_reaches_osme_and_features():
+    """The term trains OSME and the stage maps."""
     torch.manual_seed(0)
     neck = MODELS.build(
-        dict(
-            type='CPLNeck',
-            in_channels=(16, 32),
-            embed_dims=8,
-            diversity_loss_trains_backbone=through,
-        )
+        dict(type='CPLNeck', in_channels=(16, 32), embed_dims=8)
     )
     head = MODELS.build(
         dict(
@@ -159,10 +152,7 @@ def test_head_diversity_term_reaches_osme_and_features(through):
     torch.testing.assert_close(losses['loss_diversity_s3'], expected)
     losses['loss_diversity_s3'].backward()
     assert neck.osmes[0].excite_weight.grad.abs().sum() > 0
-    if through:
-        assert maps[0].grad.abs().sum() > 0
-    else:
-        assert maps[0].grad is None
+    assert maps[0].grad.abs().sum() > 0
     assert neck.osmes[1].excite_weight.grad is None
     # disabled
     head = MODELS.build(

@@ -376,7 +376,7 @@ def test_fpl_head_shapes_train_eval():
     assert isinstance(head, FPLHead)
     feats = r18_feats()
     head.train()
-    boxes, scores = head(feats, (128, 128))
+    boxes, scores = head.select(feats, (128, 128))
     # M = 4 regions per stage in training, K = 2 at inference.
     assert boxes.shape == (2, 2, 4, 4) and scores.shape == (2, 2, 4)
     assert boxes.dtype == scores.dtype == torch.float32
@@ -395,7 +395,7 @@ def test_fpl_head_shapes_train_eval():
 
     head.eval()
     with torch.no_grad():
-        boxes_k, scores_k = head(feats, (128, 128))
+        boxes_k, scores_k = head.select(feats, (128, 128))
     assert boxes_k.shape == (2, 2, 2, 4) and scores_k.shape == (2, 2, 2)
     assert head.crop(torch.randn(2, 3, 128, 128), boxes_k).shape == (
         8,
@@ -409,7 +409,7 @@ def test_fpl_head_shapes_train_eval():
     plain.load_state_dict(head.state_dict())
     plain.train()
     with torch.no_grad():
-        boxes_m, _ = plain(feats, (128, 128))
+        boxes_m, _ = plain.select(feats, (128, 128))
     torch.testing.assert_close(boxes_k, boxes_m[:, :, :2])
 
 
@@ -419,7 +419,7 @@ def test_fpl_head_boxes_fitted_to_a_small_input():
     torch.manual_seed(0)
     head = r18_head().eval()
     with torch.no_grad():
-        boxes, scores = head(r18_feats(), (128, 128))
+        boxes, scores = head.select(r18_feats(), (128, 128))
     assert boxes.shape == (2, 2, 2, 4) and scores.shape == (2, 2, 2)
     limit = 0.4 * 128 * math.sqrt(1.5) + 1e-3
     assert ((boxes[..., 2] - boxes[..., 0]) <= limit).all()
@@ -485,7 +485,7 @@ def test_fpl_head_resnet50_channels():
         crop_size=16,
     )
     feats = [torch.randn(1, 1024, 8, 8), torch.randn(1, 2048, 4, 4)]
-    boxes, scores = head(feats, (128, 128))
+    boxes, scores = head.select(feats, (128, 128))
     assert boxes.shape == (1, 2, 4, 4) and scores.shape == (1, 2, 4)
     part_feats = torch.randn(1, 2, 4, 2048)
     losses = head.loss(
@@ -502,7 +502,7 @@ def test_fpl_head_resnet50_channels():
 def test_fpl_head_anchor_cache():
     head = r18_head()
     feats = r18_feats()
-    head(feats, (128, 128))
+    head.select(feats, (128, 128))
     anchors = head.get_anchors(1, (128, 128), torch.device('cpu'))
     num = anchors.shape[0]
     assert head.get_anchors(1, (128, 128), torch.device('cpu')) is anchors
@@ -521,7 +521,7 @@ def test_fpl_head_gradients():
     torch.manual_seed(0)
     head = r18_head()
     feats = [f.requires_grad_(True) for f in r18_feats()]
-    boxes, scores = head(feats, (128, 128))
+    boxes, scores = head.select(feats, (128, 128))
     part_feats = torch.randn(2, 2, 4, 512, requires_grad=True)
     image_feats = torch.randn(2, 512, requires_grad=True)
     labels = torch.tensor([0, 3])
@@ -606,9 +606,9 @@ def test_fpl_head_validation():
     head = r18_head()
     assert head.stage_names == ('s3', 's4')
     with pytest.raises(ValueError, match=r'100x100.*stride 16'):
-        head(r18_feats(size=100), (100, 100))
+        head.select(r18_feats(size=100), (100, 100))
     with pytest.raises(ValueError) as err:
-        head([r18_feats()[0], torch.randn(2, 512, 5, 5)], (128, 128))
+        head.select([r18_feats()[0], torch.randn(2, 512, 5, 5)], (128, 128))
     assert str(err.value).startswith(
         'stage_strides[1]=32: the s4 map of a 128x128 input is 5x5, not 4x4'
     )
@@ -625,7 +625,7 @@ def test_fpl_head_custom_anchor_cfgs():
         (3, 3),
         (2, 2, 3),
     ]
-    boxes, scores = head(r18_feats(), (128, 128))
+    boxes, scores = head.select(r18_feats(), (128, 128))
     assert boxes.shape == (2, 2, 4, 4)
     # At 128 (limit 51.2) stage 3 keeps both its levels (widest boxes 24
     # and 48): 8x8x3 + 4x4x3; stage 4 its first, shrunk: 4x4x(2x1).
@@ -639,7 +639,7 @@ def test_fpl_head_autocast_bf16():
     head = r18_head()
     feats = r18_feats()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        boxes, scores = head(feats, (128, 128))
+        boxes, scores = head.select(feats, (128, 128))
         crops = head.crop(torch.randn(2, 3, 128, 128), boxes)
         part_feats = torch.randn(2, 2, 4, 512).bfloat16()
         losses = head.loss(
@@ -668,9 +668,9 @@ def test_fpl_head_explore_perturbs_training_selection_only():
     plain.train()
     explorer.train()
     torch.manual_seed(1)
-    boxes_p, scores_p = plain(feats, (128, 128))
+    boxes_p, scores_p = plain.select(feats, (128, 128))
     torch.manual_seed(1)
-    boxes_e, scores_e = explorer(feats, (128, 128))
+    boxes_e, scores_e = explorer.select(feats, (128, 128))
     # Other regions are tried ...
     assert not torch.equal(boxes_p, boxes_e)
     # ... and their plain navigator scores are returned for the ranking
@@ -688,7 +688,8 @@ def test_fpl_head_explore_perturbs_training_selection_only():
     explorer.eval()
     with torch.no_grad():
         torch.testing.assert_close(
-            plain(feats, (128, 128))[0], explorer(feats, (128, 128))[0]
+            plain.select(feats, (128, 128))[0],
+            explorer.select(feats, (128, 128))[0],
         )
     with pytest.raises(ValueError, match='explore=-1'):
         r18_head(explore=-1)

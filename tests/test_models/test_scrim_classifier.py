@@ -179,8 +179,7 @@ def test_gradient_routing():
     # The teachers are probes of the backbone's features: neither the crops
     # nor the image feature pass the loss back.
     assert sum(grads(losses['loss_teacher_s4'], backbone)) == 0
-    # The metric loss is cut from the backbone by default (the neck's
-    # metric_loss_trains_backbone=False) ...
+    # The metric loss is cut from the backbone (it trains OSME) ...
     assert sum(grads(losses['loss_contrast_s4'], backbone)) == 0
     # ... while the fused classification trains it.
     assert sum(grads(losses['loss_fused'], backbone)) > 0

@@ -106,7 +106,7 @@ def test_all_equal_scores(model):
                     module.bias.zero_()
     torch.manual_seed(3)
     inputs = torch.randn(4, 3, SIZE, SIZE)
-    _, scores = flat.fpl_head(
+    _, scores = flat.fpl_head.select(
         flat.neck(flat.backbone(inputs)).enhanced, (SIZE, SIZE)
     )
     assert (scores == scores.flatten()[0]).all()  # really all equal

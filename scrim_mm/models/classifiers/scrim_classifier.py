@@ -1,14 +1,42 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Union
 
 import torch
 import torch.nn as nn
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch.profiler import record_function
 
+from ..heads import FPLOutput
+from ..necks import CPLOutput
 from ..utils import CropNormStats, unpack_targets, wiring
+
+
+class SCRIMOutput(NamedTuple):
+    """Everything one pass of :class:`SCRIMClassifier` computes.
+
+    ``N`` regions per stage: ``M`` in training, ``K`` at inference.
+
+    Attributes:
+        cpl (CPLOutput): The coarse parts of every stage.
+        image_feats (torch.Tensor): (B, C) the pooled last backbone output,
+            the feature a crop gets for its whole image.
+        fpl (FPLOutput | None): Regions and part features; None in the
+            CPL-only model.
+        boxes (torch.Tensor | None): (B, S, N, 4) ``(x1, y1, x2, y2)`` in
+            input pixels, clipped to the input.
+        box_stages (torch.Tensor | None): (B, S, N) int64 stage index of
+            every box in ``fpl_head.stage_names``.
+        logits (dict[str, torch.Tensor]): :meth:`SCRIMHead.forward_all`:
+            ``'fused'``, ``'raw'``, ``'cpl_<stage>'``.
+    """
+
+    cpl: CPLOutput
+    image_feats: torch.Tensor
+    fpl: Optional[FPLOutput]
+    boxes: Optional[torch.Tensor]
+    box_stages: Optional[torch.Tensor]
+    logits: Dict[str, torch.Tensor]
 
 
 @MODELS.register_module()
@@ -25,11 +53,9 @@ class SCRIMClassifier(ImageClassifier):
     fusion head (:class:`SCRIMHead`) classifies the concatenation of the
     global feature, the CPL part vectors and the FPL part features.
 
-    The steps run inside ``torch.profiler.record_function`` ranges named
-    ``scrim/<part>`` (``backbone_full``, ``osme``, ``navigator``,
-    ``anchors_nms``, ``crops``, ``backbone_crops``, ``heads``, ``losses``);
-    ``tools/analysis/benchmark.py`` splits a step's time by them. Outside
-    a profiler they cost next to nothing.
+    :meth:`forward_all` runs the whole model once and returns a
+    :class:`SCRIMOutput`; ``loss``, ``predict``, the ``'tensor'`` mode,
+    :meth:`extract_feat` and the ONNX export are thin adapters on it.
 
     The wiring follows the backbone. The classifier runs its backbone once
     on PyTorch's ``meta`` device (shapes only, no data) and fills in every
@@ -142,30 +168,24 @@ class SCRIMClassifier(ImageClassifier):
         """Whether the model has the fine-part branch."""
         return self.fpl_head is not None
 
-    # ------------------------------------------------------------------
-    # shared pieces
-    # ------------------------------------------------------------------
-    def _encode_parts(
-        self, inputs: torch.Tensor, boxes: torch.Tensor
-    ) -> torch.Tensor:
-        """Re-encode every selected region of every stage in one call.
+    def encode_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Re-encode crops with the shared backbone, the FPL's encoder.
+
+        The crops do not train the backbone (see :class:`FPLHead`), so the
+        pass runs without autograd, with the crops' own batch-norm
+        statistics (:class:`~scrim_mm.models.utils.CropNormStats`).
 
         Args:
-            inputs (Tensor): The normalised input batch (B, 3, H, W).
-            boxes (Tensor): (B, S, N, 4) boxes in input pixels.
+            crops (Tensor): (N, 3, h, w) normalised crops.
 
         Returns:
-            Tensor: Part features (B, S, N, C) - the global average of the
-            backbone's last stage map on each crop.
+            Tensor: (N, C) the global average of the backbone's last
+            stage map on each crop.
         """
-        b, s, n = boxes.shape[:3]
-        with record_function('scrim/crops'):
-            crops = self._memory_format(self.fpl_head.crop(inputs, boxes))
-        # The crops do not train the backbone (see FPLHead).
-        with record_function('scrim/backbone_crops'), torch.no_grad():
-            with self.crop_norm_stats.swap(self.backbone):
-                last = self.backbone(crops)[-1]
-        return last.mean(dim=(2, 3)).view(b, s, n, -1)
+        crops = self._memory_format(crops)
+        with torch.no_grad(), self.crop_norm_stats.swap(self.backbone):
+            last = self.backbone(crops)[-1]
+        return last.mean(dim=(2, 3))
 
     def _memory_format(self, images: torch.Tensor) -> torch.Tensor:
         """The images in the memory format of the model."""
@@ -173,44 +193,34 @@ class SCRIMClassifier(ImageClassifier):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def _backbone_and_neck(self, inputs: torch.Tensor):
-        """Backbone on the full images, then the CPL necks.
+    def forward_all(self, inputs: torch.Tensor) -> SCRIMOutput:
+        """Run the whole model once.
+
+        Args:
+            inputs (Tensor): The normalised input batch (B, 3, H, W).
 
         Returns:
-            tuple: The backbone's outputs and the :class:`CPLOutput`.
+            SCRIMOutput: The coarse parts, the regions with their features
+            and clipped boxes, and every logits.
         """
-        with record_function('scrim/backbone_full'):
-            feats = self.backbone(self._memory_format(inputs))
-        with record_function('scrim/osme'):
-            cpl_out = self.neck(feats)
-        return feats, cpl_out
-
-    def _forward_fpl(
-        self, inputs: torch.Tensor, cpl_out
-    ) -> Tuple[
-        Optional[torch.Tensor],
-        Optional[torch.Tensor],
-        Optional[torch.Tensor],
-        Optional[torch.Tensor],
-    ]:
-        """Select, crop and re-encode regions.
-
-        Returns:
-            tuple: ``(boxes, scores, part_feats, fusion_feats)``; all None
-            without an FPL head. ``fusion_feats`` (B, S*K, C) are the first
-            K part features of each stage.
-        """
+        feats = self.backbone(self._memory_format(inputs))
+        cpl = self.neck(feats)
+        # The feature the crops get: the backbone's last output, which the
+        # neck may not use (neck.in_indices).
+        image_feats = feats[-1].mean(dim=(2, 3))
         if not self.with_fpl:
-            return None, None, None, None
-        boxes, scores = self.fpl_head(cpl_out.enhanced, inputs.shape[-2:])
-        part_feats = self._encode_parts(inputs, boxes)
-        k = self.fpl_head.num_test_parts
-        fusion_feats = part_feats[:, :, :k].flatten(1, 2)
-        return boxes, scores, part_feats, fusion_feats
+            logits = self.head.forward_all(cpl)
+            return SCRIMOutput(cpl, image_feats, None, None, None, logits)
+        fpl = self.fpl_head(cpl.enhanced, inputs, self.encode_crops)
+        logits = self.head.forward_all(cpl, fpl.fusion_feats)
+        h, w = inputs.shape[-2:]
+        limit = fpl.boxes.new_tensor([w, h, w, h])
+        boxes = fpl.boxes.clamp(min=0).minimum(limit)
+        b, s, n = fpl.scores.shape
+        stages = torch.arange(s, device=boxes.device)
+        stages = stages.view(1, s, 1).expand(b, s, n)
+        return SCRIMOutput(cpl, image_feats, fpl, boxes, stages, logits)
 
-    # ------------------------------------------------------------------
-    # mmpretrain API
-    # ------------------------------------------------------------------
     def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):
         """Extract features.
 
@@ -230,11 +240,11 @@ class SCRIMClassifier(ImageClassifier):
             )
         if stage == 'backbone':
             return self.backbone(self._memory_format(inputs))
-        _, cpl_out = self._backbone_and_neck(inputs)
         if stage == 'neck':
-            return cpl_out
-        fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
-        return self.head.pre_logits(cpl_out, fpl_feats=fusion_feats)
+            return self.neck(self.backbone(self._memory_format(inputs)))
+        out = self.forward_all(inputs)
+        fpl_feats = None if out.fpl is None else out.fpl.fusion_feats
+        return self.head.pre_logits(out.cpl, fpl_feats=fpl_feats)
 
     def forward(
         self,
@@ -256,10 +266,7 @@ class SCRIMClassifier(ImageClassifier):
             the predictions.
         """
         if mode == 'tensor':
-            _, cpl_out = self._backbone_and_neck(inputs)
-            fusion_feats = self._forward_fpl(inputs, cpl_out)[3]
-            with record_function('scrim/heads'):
-                return self.head(cpl_out, fpl_feats=fusion_feats)
+            return self.forward_all(inputs).logits['fused']
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
@@ -282,26 +289,17 @@ class SCRIMClassifier(ImageClassifier):
             ``loss_teacher_<stage>``, ``loss_rank_<stage>`` and, with a
             diversity loss, ``loss_diversity_<stage>``.
         """
-        feats, cpl_out = self._backbone_and_neck(inputs)
-        _, scores, part_feats, fusion_feats = self._forward_fpl(
-            inputs, cpl_out
-        )
-        with record_function('scrim/losses'):
-            losses = self.head.loss(
-                cpl_out, data_samples, fpl_feats=fusion_feats
-            )
-            if self.with_fpl:
-                # The feature the crops get: the backbone's last output,
-                # which the neck may not use (neck.in_indices).
-                image_feats = feats[-1].mean(dim=(2, 3))
-                losses.update(
-                    self.fpl_head.loss(
-                        part_feats,
-                        scores,
-                        unpack_targets(data_samples)[1],
-                        image_feats=image_feats,
-                    )
+        out = self.forward_all(inputs)
+        losses = self.head.loss(out.cpl, data_samples, logits=out.logits)
+        if out.fpl is not None:
+            losses.update(
+                self.fpl_head.loss(
+                    out.fpl.part_feats,
+                    out.fpl.scores,
+                    unpack_targets(data_samples)[1],
+                    out.image_feats,
                 )
+            )
         return losses
 
     def predict(
@@ -327,31 +325,17 @@ class SCRIMClassifier(ImageClassifier):
         Returns:
             List[DataSample]: One per image.
         """
-        _, cpl_out = self._backbone_and_neck(inputs)
-        boxes, scores, _, fusion_feats = self._forward_fpl(inputs, cpl_out)
-        with record_function('scrim/heads'):
-            samples = self.head.predict(
-                cpl_out, data_samples, fpl_feats=fusion_feats
-            )
-        if self.with_fpl:
-            b, s, n = scores.shape
-            stages = (
-                torch.arange(s, device=scores.device)
-                .view(1, s, 1)
-                .expand(b, s, n)
-            )
-            h, w = inputs.shape[-2:]
-            boxes = boxes.flatten(1, 2).detach().clone()
-            boxes[..., 0::2] = boxes[..., 0::2].clamp(0, w)
-            boxes[..., 1::2] = boxes[..., 1::2].clamp(0, h)
-            box_scores = scores.flatten(1, 2).detach().float()
-            stages = stages.flatten(1, 2)
-            for i, sample in enumerate(samples):
-                sample.set_field(boxes[i], 'pred_boxes', dtype=torch.Tensor)
-                sample.set_field(
-                    box_scores[i], 'pred_box_scores', dtype=torch.Tensor
-                )
-                sample.set_field(
-                    stages[i], 'pred_box_stages', dtype=torch.Tensor
-                )
+        out = self.forward_all(inputs)
+        samples = self.head.predict(out.cpl, data_samples, logits=out.logits)
+        if out.fpl is None:
+            return samples
+        fields = (
+            ('pred_boxes', out.boxes.detach()),
+            ('pred_box_scores', out.fpl.scores.detach()),
+            ('pred_box_stages', out.box_stages),
+        )
+        for name, value in fields:
+            value = value.flatten(1, 2)
+            for sample, item in zip(samples, value):
+                sample.set_field(item, name, dtype=torch.Tensor)
         return samples

@@ -2,7 +2,16 @@
 """FPL: fine parts localization (dual navigator / teacher head)."""
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 import torch.nn as nn
@@ -10,7 +19,6 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
-from torch.profiler import record_function
 
 from ..utils import (
     Navigator,
@@ -48,6 +56,28 @@ def default_anchor_cfg(stage_stride: int) -> dict:
         scales=(_SCALES_2, _SCALES_2, _SCALES_3),
         ratios=_RATIOS,
     )
+
+
+class FPLOutput(NamedTuple):
+    """Outputs of :class:`FPLHead`, ``N`` regions per stage and image
+    (``M`` in training, ``K`` at inference), in pick order.
+
+    Attributes:
+        boxes (Tensor): (B, S, N, 4) float32 ``(x1, y1, x2, y2)`` in input
+            pixels, not clipped (the crops are zero-padded outside the
+            image); no gradient.
+        scores (Tensor): (B, S, N) float32 navigator scores, with gradient
+            to the navigators.
+        part_feats (Tensor): (B, S, N, C) features of the re-encoded
+            regions; no gradient (crops do not train the backbone).
+        fusion_feats (Tensor): (B, S, K, C), the first ``K`` of them: the
+            part features of the fusion, in training as at inference.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    part_feats: Tensor
+    fusion_feats: Tensor
 
 
 def _first_levels(values: Sequence, num: int) -> Sequence:
@@ -364,6 +394,36 @@ class FPLHead(BaseModule):
         return anchors
 
     def forward(
+        self,
+        enhanced: Sequence[Tensor],
+        inputs: Tensor,
+        encoder: Callable[[Tensor], Tensor],
+    ) -> FPLOutput:
+        """Select regions, crop them from the inputs and encode them.
+
+        Args:
+            enhanced (Sequence[Tensor]): Per stage, the CPL-enhanced map
+                (B, in_channels[s], H / stride_s, W / stride_s).
+            inputs (Tensor): Normalised network inputs (B, 3, H, W).
+            encoder (Callable[[Tensor], Tensor]): Maps crops
+                (B * S * N, 3, h, w) to features (B * S * N, C); the
+                classifier's backbone, pooled.
+
+        Returns:
+            FPLOutput: Boxes, scores and part features of the regions.
+        """
+        boxes, scores = self.select(enhanced, inputs.shape[-2:])
+        num_imgs, num_stages, num_parts = scores.shape
+        part_feats = encoder(self.crop(inputs, boxes)).view(
+            num_imgs, num_stages, num_parts, -1
+        )
+        # Inference keeps K regions per stage; training M, of which the
+        # fusion takes the first K, the ones inference would pick.
+        return FPLOutput(
+            boxes, scores, part_feats, part_feats[:, :, : self.num_test_parts]
+        )
+
+    def select(
         self, enhanced: Sequence[Tensor], img_shape: Tuple[int, int]
     ) -> Tuple[Tensor, Tensor]:
         """Score the anchors of every stage and select regions by NMS.
@@ -398,21 +458,17 @@ class FPLHead(BaseModule):
                     'give an input whose sides are multiples of every '
                     'stage stride'
                 )
-            with record_function('scrim/navigator'):
-                # The scores of the levels fitted out of the input are
-                # dropped (the last ones).
-                all_scores = self._navigate(i, feat.detach())[
-                    :, : anchors.shape[0]
-                ]
-            with record_function('scrim/anchors_nms'):
-                select = all_scores
-                if self.training and self.explore > 0:
-                    select = self._perturb(all_scores)
-                keep = batched_hard_nms(
-                    anchors, select, self.nms_iou, num_parts
-                )
-                boxes.append(anchors[keep])
-                scores.append(all_scores.gather(1, keep).float())
+            # The scores of the levels fitted out of the input are dropped
+            # (the last ones).
+            all_scores = self._navigate(i, feat.detach())[
+                :, : anchors.shape[0]
+            ]
+            select = all_scores
+            if self.training and self.explore > 0:
+                select = self._perturb(all_scores)
+            keep = batched_hard_nms(anchors, select, self.nms_iou, num_parts)
+            boxes.append(anchors[keep])
+            scores.append(all_scores.gather(1, keep).float())
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
 
     def _perturb(self, scores: Tensor) -> Tensor:
@@ -459,7 +515,7 @@ class FPLHead(BaseModule):
 
         Args:
             inputs (Tensor): Normalised network inputs (B, 3, H, W).
-            boxes (Tensor): Boxes (B, S, N, 4) from :meth:`forward`.
+            boxes (Tensor): Boxes (B, S, N, 4) from :meth:`select`.
 
         Returns:
             Tensor: Detached crops (B * S * N, 3, h, w), ordered
@@ -484,14 +540,10 @@ class FPLHead(BaseModule):
         Returns:
             Tensor: Part logits (B, S, N, num_classes).
         """
-        with record_function('scrim/heads'):
-            return torch.stack(
-                [
-                    fc(part_feats[:, i])
-                    for i, fc in enumerate(self.teacher_fcs)
-                ],
-                dim=1,
-            )
+        return torch.stack(
+            [fc(part_feats[:, i]) for i, fc in enumerate(self.teacher_fcs)],
+            dim=1,
+        )
 
     def loss(
         self,

@@ -7,7 +7,6 @@ from mmpretrain.evaluation.metrics import Accuracy
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch.profiler import record_function
 
 from ..necks.cpl_neck import CPLOutput
 from ..utils import part_attention_maps, unpack_targets
@@ -269,7 +268,8 @@ class SCRIMHead(ClsHead):
         Args:
             feats (CPLOutput): The output of :class:`CPLNeck`.
             fpl_feats (torch.Tensor, optional): FPL part features of shape
-                ``(B, num_fpl_parts, fpl_channels)``; None in the CPL-only
+                ``(B, S, K, fpl_channels)`` with ``S * K = num_fpl_parts``
+                (stage by stage, in pick order); None in the CPL-only
                 mode. Defaults to None.
 
         Returns:
@@ -311,25 +311,37 @@ class SCRIMHead(ClsHead):
             ``'cpl_<stage>'`` (if the CPL classifiers are enabled).
         """
         self._check_inputs(feats)
-        with record_function('scrim/heads'):
-            global_feat = self._global_feat(feats)
-            logits = {
-                'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))
-            }
-            if self.raw_fc is not None:
-                logits['raw'] = self.raw_fc(global_feat)
-            if self.cpl_fcs is not None:
-                for name, vecs, fc in zip(
-                    self.stage_names, feats.part_vecs, self.cpl_fcs
-                ):
-                    logits[f'cpl_{name}'] = fc(vecs.flatten(1))
+        global_feat = self._global_feat(feats)
+        logits = {'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))}
+        if self.raw_fc is not None:
+            logits['raw'] = self.raw_fc(global_feat)
+        if self.cpl_fcs is not None:
+            for name, vecs, fc in zip(
+                self.stage_names, feats.part_vecs, self.cpl_fcs
+            ):
+                logits[f'cpl_{name}'] = fc(vecs.flatten(1))
         return logits
+
+    def pred_logits(self, logits: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """The logits a prediction is the softmax of, by ``pred_mode``.
+
+        Args:
+            logits (dict[str, torch.Tensor]): From :meth:`forward_all`.
+
+        Returns:
+            torch.Tensor: ``(B, num_classes)``: the fused logits, or the
+            sum of every logits (``pred_mode='sum'``).
+        """
+        if self.pred_mode == 'fused':
+            return logits['fused']
+        return sum(logits.values())
 
     def loss(
         self,
         feats: CPLOutput,
         data_samples: List[DataSample],
         fpl_feats: Optional[torch.Tensor] = None,
+        logits: Optional[Dict[str, torch.Tensor]] = None,
         **kwargs,
     ) -> Dict[str, torch.Tensor]:
         """Compute the losses of the head.
@@ -344,6 +356,9 @@ class SCRIMHead(ClsHead):
             data_samples (List[DataSample]): The annotations of the batch.
             fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
                 Defaults to None.
+            logits (dict[str, torch.Tensor], optional): The output of
+                :meth:`forward_all` when it has run already. Defaults to
+                None.
             **kwargs: Passed to the cross-entropy loss modules.
 
         Returns:
@@ -352,7 +367,8 @@ class SCRIMHead(ClsHead):
             ``loss_diversity_<stage>`` (those enabled)
             and, with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
         """
-        logits = self.forward_all(feats, fpl_feats)
+        if logits is None:
+            logits = self.forward_all(feats, fpl_feats)
         target, labels = unpack_targets(data_samples)
         batch = logits['fused'].size(0)
 
@@ -377,10 +393,7 @@ class SCRIMHead(ClsHead):
                 losses[f'loss_diversity_{name}'] = self.diversity_weights[
                     i
                 ] * self.diversity_module(
-                    part_attention_maps(
-                        (feats.part_feats or feats.feats)[i],
-                        (feats.part_excitations or feats.excitations)[i],
-                    )
+                    part_attention_maps(feats.feats[i], feats.excitations[i])
                 )
 
         if self.cal_acc:
@@ -403,6 +416,7 @@ class SCRIMHead(ClsHead):
         feats: CPLOutput,
         data_samples: Optional[List[Optional[DataSample]]] = None,
         fpl_feats: Optional[torch.Tensor] = None,
+        logits: Optional[Dict[str, torch.Tensor]] = None,
     ) -> List[DataSample]:
         """Predict the classes of a batch.
 
@@ -413,13 +427,14 @@ class SCRIMHead(ClsHead):
                 created when None. Defaults to None.
             fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
                 Defaults to None.
+            logits (dict[str, torch.Tensor], optional): The output of
+                :meth:`forward_all` when it has run already. Defaults to
+                None.
 
         Returns:
-            List[DataSample]: The samples with the softmax scores of the
-            logits chosen by ``pred_mode``.
+            List[DataSample]: The samples with the softmax scores of
+            :meth:`pred_logits`.
         """
-        if self.pred_mode == 'fused':
-            cls_score = self(feats, fpl_feats)
-        else:
-            cls_score = sum(self.forward_all(feats, fpl_feats).values())
-        return self._get_predictions(cls_score, data_samples)
+        if logits is None:
+            logits = self.forward_all(feats, fpl_feats)
+        return self._get_predictions(self.pred_logits(logits), data_samples)
