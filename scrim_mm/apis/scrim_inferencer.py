@@ -10,10 +10,10 @@ from mmengine.model import BaseModel
 from mmpretrain.apis import ImageClassificationInferencer
 from mmpretrain.structures import DataSample
 
+from ..structures import boxes_to_original
 from ..utils.cpu_memory import retain_cpu_memory as _retain_cpu_memory
 from ..visualization import (
     SCRIMAttentionRecorder,
-    boxes_to_original,
     draw_regions,
     stage_name,
 )

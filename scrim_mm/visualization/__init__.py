@@ -1,11 +1,13 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from .attention_recorder import SCRIMAttentionRecorder
-from .box_mapping import (
+# The box mapping lives in ``scrim_mm.structures``; it is re-exported here
+# because ``scrim_mm.visualization.boxes_to_original`` is documented.
+from ..structures import (
     boxes_to_original,
     input_geometry,
     input_region,
     input_view,
 )
+from .attention_recorder import SCRIMAttentionRecorder
 from .region_drawer import STAGE_COLORS, draw_regions, stage_name
 from .region_visualization_hook import SCRIMRegionVisualizationHook
 

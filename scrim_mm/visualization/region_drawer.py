@@ -12,7 +12,7 @@ from mmengine.visualization import Visualizer
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from .box_mapping import boxes_to_original, input_region, input_view
+from ..structures import boxes_to_original, input_region, input_view
 
 __all__ = ['draw_regions', 'stage_name', 'STAGE_COLORS']
 
@@ -208,7 +208,7 @@ def draw_regions(
     class with its score (and the true class when the sample has one).
 
     Boxes are mapped from network-input pixels to the original image with
-    the sample's metainfo (see :mod:`scrim_mm.visualization.box_mapping`).
+    the sample's metainfo (see :mod:`scrim_mm.structures.box_mapping`).
     The boxes, scores and heat maps are drawn with mmengine's
     :class:`~mmengine.visualization.Visualizer`; matplotlib lays them out.
 

@@ -24,7 +24,7 @@ from scrim_mm.apis import (
     get_scrim_model,
     register_scrim_models,
 )
-from scrim_mm.visualization import input_region
+from scrim_mm.structures import input_region
 
 from .demo_run import REPO
 

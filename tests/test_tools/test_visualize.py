@@ -14,12 +14,10 @@ from mmpretrain.registry import HOOKS, TRANSFORMS
 from mmpretrain.structures import DataSample
 from PIL import Image
 
+from scrim_mm.structures import boxes_to_original, input_region, input_view
 from scrim_mm.visualization import (
     SCRIMAttentionRecorder,
-    boxes_to_original,
     draw_regions,
-    input_region,
-    input_view,
     stage_name,
 )
 from tests.test_apis.demo_run import REPO, load_script
@@ -110,6 +108,17 @@ def test_box_mapping_errors():
             torch.zeros(1, 4),
             dict(img_shape=(8, 8), ori_shape=(8, 8), scale_factor=(0, 1)),
         )
+
+
+def test_box_mapping_reexported_from_visualization():
+    # docs/deployment.md names scrim_mm.visualization.boxes_to_original;
+    # the box mapping lives in scrim_mm.structures and is re-exported.
+    import scrim_mm.structures as structures
+    import scrim_mm.visualization as visualization
+
+    for name in structures.__all__:
+        assert getattr(visualization, name) is getattr(structures, name)
+        assert name in visualization.__all__
 
 
 def _sample(with_boxes: bool = True) -> DataSample:

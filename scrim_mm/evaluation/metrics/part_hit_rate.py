@@ -13,7 +13,7 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
 from torchvision.ops import box_area
 
-from ...visualization.box_mapping import boxes_to_original, input_geometry
+from ...structures import boxes_to_original, input_geometry
 from ..functional import (
     object_hits,
     part_distances,
@@ -65,9 +65,9 @@ class PartHitRate(BaseMetric):
     stores them per image as ``pred_boxes`` (network-input pixels),
     ``pred_box_scores`` and ``pred_box_stages``. For every FPL stage and
     every image this metric takes the stage's best-scored region, maps it to
-    original-image pixels (:func:`~scrim_mm.visualization.box_mapping.
-    boxes_to_original`, from the sample's metainfo) and checks it against
-    the image's annotation:
+    original-image pixels (:func:`~scrim_mm.structures.boxes_to_original`,
+    from the sample's metainfo) and checks it against the image's
+    annotation:
 
     * **part hit**: at least one visible part keypoint lies in the region
       (``'cub'``: CUB-200-2011's ``parts/part_locs.txt``, optionally only
