@@ -22,7 +22,7 @@ What is checked (:func:`check_config`):
 
 The wiring of the model itself (channels, strides, fusion sizes, class
 counts that must agree) is checked when the model is built, by
-:mod:`scrim_mm.models.utils.wiring`.
+:mod:`scrim_mm.models.wiring`.
 """
 
 import math
@@ -344,7 +344,7 @@ def _derived_strides(
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from scrim_mm.models.utils.wiring import neck_strides, probe_backbone
+    from scrim_mm.models.wiring import probe_backbone, stage_indices
 
     backbone_cfg = dict(model_cfg.get('backbone') or {})
     # Never fetch pretrained weights for a dry run.
@@ -354,9 +354,12 @@ def _derived_strides(
     try:
         with DefaultScope.overwrite_default_scope(scope):
             backbone = MODELS.build(backbone_cfg)
-        return neck_strides(
-            model_cfg.get('neck') or {}, probe_backbone(backbone)
-        )
+        stages = probe_backbone(backbone)
+        neck = model_cfg.get('neck') or {}
+        channels = neck.get('in_channels')
+        channels = (channels,) if isinstance(channels, int) else channels
+        picked = stage_indices(len(stages), neck.get('in_indices'), channels)
+        return tuple(stages[i].stride for i in picked)
     except Exception:
         return None
 
@@ -376,8 +379,6 @@ def _check_fpl_sizes(
         scope (str, optional): The registry scope of a dry run of the
             backbone, which derives unset stage strides; None skips it.
     """
-    from scrim_mm.models.utils.wiring import setting
-
     fpl = _fpl_cfg(model_cfg)
     if fpl is None or not sizes:
         return
@@ -386,7 +387,7 @@ def _check_fpl_sizes(
         strides = _derived_strides(model_cfg, scope)
     if strides is not None and None in strides:
         strides = None
-    crop = setting(fpl, 'crop_size')
+    crop = fpl.get('crop_size')  # None (the default) derives half
     crop = (crop, crop) if isinstance(crop, int) else tuple(crop or (0, 0))
     for loader, ((h, w), source) in sizes.items():
         if strides:

@@ -28,7 +28,7 @@ from scrim_mm.deployment import (
     read_metadata,
     require_deploy_packages,
 )
-from scrim_mm.models.utils import batched_hard_nms
+from scrim_mm.models.ops import batched_hard_nms
 from tests.test_apis.demo_run import CONFIG, load_script
 
 from .conftest import INPUT_SIZE

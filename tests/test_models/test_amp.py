@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import scrim_mm.models.heads.fpl_head as fpl_head_module
-import scrim_mm.models.utils.nms as nms_module
+import scrim_mm.models.ops.nms as nms_module
 from scrim_mm.engine.optim_wrappers.cpu_amp_optim_wrapper import (
     SCRIMCPUAmpOptimWrapper,
 )

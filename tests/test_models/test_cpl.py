@@ -11,7 +11,7 @@ from mmpretrain.structures import DataSample
 
 import scrim_mm  # noqa: F401
 from scrim_mm.models.necks import CPLOutput
-from scrim_mm.models.utils import part_attention_maps
+from scrim_mm.models.ops import part_attention_maps
 
 from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
 
@@ -267,7 +267,7 @@ def test_cpl_neck_validates_inputs():
     ):
         _neck(reduction=(16, 16, 16))
     # Outside a SCRIMClassifier nothing gives the channels.
-    with pytest.raises(ValueError, match='in_channels=None: CPLNeck needs'):
+    with pytest.raises(TypeError, match="required .*'in_channels'"):
         MODELS.build(dict(type='CPLNeck'))
     # The stage names default to the last stages of a four-stage backbone.
     assert _neck().stage_names == ('s3', 's4')
@@ -637,9 +637,13 @@ def test_head_validates_its_settings():
         _head(num_classes=0)
     with pytest.raises(ValueError, match=r'^contrastive_weights=\(1.0,\): 1'):
         _head(contrastive_weights=(1.0,))
-    for key in ('num_classes', 'part_channels', 'fpl_channels'):
-        with pytest.raises(ValueError, match=f'^{key}=None: SCRIMHead needs'):
-            _head(**{key: None})
+    for key in ('num_classes', 'part_channels'):
+        cfg = dict(type='SCRIMHead', num_classes=4, part_channels=(256, 512))
+        del cfg[key]
+        with pytest.raises(TypeError, match=f"required .*'{key}'"):
+            MODELS.build(cfg)
+    with pytest.raises(ValueError, match=r'^fpl_channels=None: num_fpl_pa'):
+        _head(fpl_channels=None)
     # CPL-only by default, with Cross-X's contrastive weights.
     head = MODELS.build(
         dict(type='SCRIMHead', num_classes=4, part_channels=(256, 512))

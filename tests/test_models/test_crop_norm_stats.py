@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.structures import DataSample
 
-from scrim_mm.models.utils import CropNormStats
+from scrim_mm.models.ops import CropNormStats
 
 from .test_scrim_classifier import R18, build, scrim_cfg
 

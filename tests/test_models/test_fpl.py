@@ -14,7 +14,7 @@ import scrim_mm  # noqa: F401
 from scrim_mm.models.heads import FPLHead
 from scrim_mm.models.heads.fpl_head import default_anchor_cfg
 from scrim_mm.models.losses import RegionRankingLoss
-from scrim_mm.models.utils import (
+from scrim_mm.models.ops import (
     MAX_REGION_FRAC,
     Navigator,
     batched_hard_nms,
@@ -601,8 +601,16 @@ def test_fpl_head_validation():
     with pytest.raises(ValueError, match=r"^anchor_cfgs\['s3'\].strides="):
         r18_head(anchor_cfgs=[dict(strides=(16, 48, 64)), dict()])
     for key in ('num_classes', 'in_channels', 'feat_channels'):
-        with pytest.raises(ValueError, match=f'^{key}=None: FPLHead needs'):
-            r18_head(**{key: None})
+        cfg = dict(
+            type='FPLHead',
+            num_classes=5,
+            in_channels=(256, 512),
+            feat_channels=512,
+            stage_strides=(16, 32),
+        )
+        del cfg[key]
+        with pytest.raises(TypeError, match=f"required .*'{key}'"):
+            MODELS.build(cfg)
     head = r18_head()
     assert head.stage_names == ('s3', 's4')
     with pytest.raises(ValueError, match=r'100x100.*stride 16'):

@@ -14,7 +14,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from scrim_mm.models.utils.wiring import BackboneStage, probe_backbone
+from scrim_mm.models.wiring import BackboneStage, probe_backbone
 
 from ._backbones import BACKBONE_IDS, TWO_STAGE_BACKBONES
 

@@ -2,7 +2,7 @@
 import torch
 from mmpretrain.structures import DataSample
 
-from scrim_mm.models.utils import unpack_targets
+from scrim_mm.models.ops import unpack_targets
 
 
 def test_hard_labels_are_both_target_and_labels():

@@ -1,5 +1,5 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-from typing import Dict, List, NamedTuple, Optional, Union
+from typing import Dict, List, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -7,9 +7,10 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .. import wiring
 from ..heads import FPLOutput
 from ..necks import CPLOutput
-from ..utils import CropNormStats, unpack_targets, wiring
+from ..ops import CropNormStats, unpack_targets
 
 
 class SCRIMOutput(NamedTuple):
@@ -60,7 +61,7 @@ class SCRIMClassifier(ImageClassifier):
     The wiring follows the backbone. The classifier runs its backbone once
     on PyTorch's ``meta`` device (shapes only, no data) and fills in every
     channel, stride and fusion size of the neck and the heads that the
-    config leaves unset (:mod:`scrim_mm.models.utils.wiring`); a value that
+    config leaves unset (:mod:`scrim_mm.models.wiring`); a value that
     is set is kept and checked against the backbone. The stages are the
     backbone outputs, named ``'s<i+1>'`` after its ``out_indices``
     (``('s3', 's4')`` for ResNet's ``out_indices=(2, 3)``). The minimal
@@ -102,7 +103,7 @@ class SCRIMClassifier(ImageClassifier):
 
     With an FPL head, the crop pass of the backbone keeps its own
     batch-norm running statistics
-    (:class:`~scrim_mm.models.utils.CropNormStats`), so that the zoomed
+    (:class:`~scrim_mm.models.ops.CropNormStats`), so that the zoomed
     crops do not shift the statistics the full images are normalised with
     at test time.
     """
@@ -110,9 +111,9 @@ class SCRIMClassifier(ImageClassifier):
     def __init__(
         self,
         backbone: dict,
-        neck: Union[dict, nn.Module] = dict(),  # noqa: B006
-        head: Union[dict, nn.Module] = dict(),  # noqa: B006
-        fpl_head: Optional[Union[dict, nn.Module]] = dict(),  # noqa: B006
+        neck: dict = dict(),  # noqa: B006
+        head: dict = dict(),  # noqa: B006
+        fpl_head: Optional[dict] = dict(),  # noqa: B006
         num_classes: Optional[int] = None,
         pretrained: Optional[str] = None,
         train_cfg: Optional[dict] = None,
@@ -122,29 +123,28 @@ class SCRIMClassifier(ImageClassifier):
     ) -> None:
         if not isinstance(backbone, nn.Module):
             backbone = MODELS.build(backbone)
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = dict(data_preprocessor or {})
-        num_classes = wiring.wire_num_classes(
-            num_classes,
-            {
-                'model.head': head,
-                'model.fpl_head': fpl_head,
-                'model.data_preprocessor': data_preprocessor,
-            },
-        )
+        if data_preprocessor is None:
+            data_preprocessor = {}
         if isinstance(data_preprocessor, dict):
-            data_preprocessor.setdefault('num_classes', num_classes)
-        stages = wiring.probe_backbone(backbone)
-        source = wiring.describe_backbone(backbone)
-        neck = wiring.build_part(
-            wiring.wire_neck(neck, stages, source), 'model.neck'
+            data_preprocessor = dict(data_preprocessor)
+        neck = dict(neck, type=neck.get('type', 'CPLNeck'))
+        head = dict(head, type=head.get('type', 'SCRIMHead'))
+        if fpl_head is not None:
+            fpl_head = dict(fpl_head, type=fpl_head.get('type', 'FPLHead'))
+        wiring.wire(
+            backbone,
+            num_classes,
+            neck=neck,
+            head=head,
+            fpl_head=fpl_head,
+            data_preprocessor=data_preprocessor
+            if isinstance(data_preprocessor, dict)
+            else None,
         )
-        fpl_head = wiring.wire_fpl_head(
-            fpl_head, neck, stages, num_classes, source
-        )
-        head = wiring.build_part(
-            wiring.wire_head(head, neck, fpl_head, num_classes), 'model.head'
-        )
+        # Built in this order so that a seed gives the same initial weights
+        # as every earlier version.
+        neck = wiring.build_part(neck, 'model.neck')
+        head = wiring.build_part(head, 'model.head')
         fpl_head = wiring.build_part(fpl_head, 'model.fpl_head')
         super().__init__(
             backbone=backbone,
@@ -173,7 +173,7 @@ class SCRIMClassifier(ImageClassifier):
 
         The crops do not train the backbone (see :class:`FPLHead`), so the
         pass runs without autograd, with the crops' own batch-norm
-        statistics (:class:`~scrim_mm.models.utils.CropNormStats`).
+        statistics (:class:`~scrim_mm.models.ops.CropNormStats`).
 
         Args:
             crops (Tensor): (N, 3, h, w) normalised crops.

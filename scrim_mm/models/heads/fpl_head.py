@@ -20,7 +20,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import (
+from ..ops import (
     Navigator,
     batched_hard_nms,
     crop_regions,
@@ -28,7 +28,7 @@ from ..utils import (
     generate_anchors,
     num_anchors_per_level,
 )
-from ..utils.wiring import default_stage_names, require
+from ..wiring import default_stage_names
 
 _SCALES_2 = (2 ** (1 / 3), 2 ** (2 / 3))
 _SCALES_3 = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
@@ -130,30 +130,27 @@ class FPLHead(BaseModule):
     from its cross-entropy.
 
     Inside a :class:`SCRIMClassifier`, ``num_classes``, ``in_channels``,
-    ``feat_channels``, ``stage_strides`` and ``stage_names`` are taken from
-    the classifier, its neck and its backbone when they are unset; a value
-    that is set is checked against them. Built on its own, the head needs
-    the first four.
+    ``feat_channels``, ``stage_strides`` and ``stage_names`` are derived
+    (:func:`~scrim_mm.models.wiring.wire`).
 
     Args:
-        num_classes (int, optional): Number of classes of the teacher.
-            Defaults to None.
-        in_channels (Sequence[int], optional): Channels of the enhanced map
-            of every stage (navigator inputs). Defaults to None.
-        feat_channels (int, optional): Channels of a part feature (the
-            pooled last backbone stage of a crop). Defaults to None.
-        stage_strides (Sequence[int], optional): Stride of every stage map
-            w.r.t. the input. Defaults to None.
+        num_classes (int): Number of classes of the teachers.
+        in_channels (Sequence[int]): Channels of the enhanced map of every
+            stage (navigator inputs).
+        feat_channels (int): Channels of a part feature (the pooled last
+            backbone stage of a crop).
+        stage_strides (Sequence[int]): Stride of every stage map w.r.t.
+            the input.
         anchor_cfgs (Sequence[dict], optional): Per stage, a dict with any of
             ``strides``, ``sizes``, ``scales``, ``ratios`` (see
-            :func:`~scrim_mm.models.utils.generate_anchors`); missing keys
+            :func:`~scrim_mm.models.ops.generate_anchors`); missing keys
             take :func:`default_anchor_cfg` of the stage stride. ``strides``
             must be ``stage_stride * (1, 2, 4, ...)`` (the navigator's
             pyramid). Defaults to None (all defaults). Whatever the
             setting, the levels are fitted to the input size
-            (:func:`~scrim_mm.models.utils.fit_anchor_levels`): a level
+            (:func:`~scrim_mm.models.ops.fit_anchor_levels`): a level
             whose largest square box is wider than
-            :data:`~scrim_mm.models.utils.MAX_REGION_FRAC` (0.4) of the
+            :data:`~scrim_mm.models.ops.MAX_REGION_FRAC` (0.4) of the
             input side is dropped, and a stage left without a level keeps
             its first one, shrunk to that width. A region as large as the
             image localises nothing.
@@ -192,10 +189,10 @@ class FPLHead(BaseModule):
 
     def __init__(
         self,
-        num_classes: Optional[int] = None,
-        in_channels: Optional[Sequence[int]] = None,
-        feat_channels: Optional[int] = None,
-        stage_strides: Optional[Sequence[int]] = None,
+        num_classes: int,
+        in_channels: Sequence[int],
+        feat_channels: int,
+        stage_strides: Sequence[int],
         anchor_cfgs: Optional[Sequence[dict]] = None,
         navigator_channels: int = 128,
         num_train_parts: int = 4,
@@ -209,13 +206,6 @@ class FPLHead(BaseModule):
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        require(
-            'FPLHead',
-            num_classes=num_classes,
-            in_channels=in_channels,
-            feat_channels=feat_channels,
-            stage_strides=stage_strides,
-        )
         num_stages = len(in_channels)
         if stage_names is None:
             stage_names = default_stage_names(num_stages)
@@ -355,7 +345,7 @@ class FPLHead(BaseModule):
         """Anchors of one stage for an input size, cached.
 
         The levels are fitted to the input size
-        (:func:`~scrim_mm.models.utils.fit_anchor_levels`); the kept levels
+        (:func:`~scrim_mm.models.ops.fit_anchor_levels`); the kept levels
         are the first ones, so their anchors are the first of the
         navigator's scores.
 

@@ -9,8 +9,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..necks.cpl_neck import CPLOutput
-from ..utils import part_attention_maps, unpack_targets
-from ..utils.wiring import default_stage_names, require
+from ..ops import part_attention_maps, unpack_targets
+from ..wiring import default_stage_names
 
 
 def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
@@ -39,19 +39,15 @@ class SCRIMHead(ClsHead):
     ``ImageClassifier``.
 
     Inside a :class:`SCRIMClassifier` the class count, the channels and the
-    fusion sizes are taken from the classifier's ``num_classes``, its neck
-    and its FPL head when they are unset; a value that is set is checked
-    against them. Built on its own, the head needs ``num_classes`` and
-    ``part_channels`` (and ``fpl_channels`` when ``num_fpl_parts > 0``).
+    fusion sizes are derived (:func:`~scrim_mm.models.wiring.wire`).
 
     Args:
-        num_classes (int, optional): Number of classes. Defaults to None.
+        num_classes (int): Number of classes.
+        part_channels (Sequence[int]): Channels of the part vectors of
+            every CPL stage (the neck's ``in_channels``).
         in_channels (int, optional): Channels of the global feature, the
             last CPL stage map: it must be ``part_channels[-1]``, which
             None takes. Defaults to None.
-        part_channels (Sequence[int], optional): Channels of the part
-            vectors of every CPL stage (the neck's ``in_channels``).
-            Defaults to None.
         num_parts (int): Number of CPL parts ``P`` per stage (the neck's
             ``num_parts``). Defaults to 2.
         fpl_channels (int, optional): Channels of every FPL part feature
@@ -109,9 +105,9 @@ class SCRIMHead(ClsHead):
 
     def __init__(
         self,
-        num_classes: Optional[int] = None,
+        num_classes: int,
+        part_channels: Sequence[int],
         in_channels: Optional[int] = None,
-        part_channels: Optional[Sequence[int]] = None,
         num_parts: int = 2,
         fpl_channels: Optional[int] = None,
         num_fpl_parts: int = 0,
@@ -143,11 +139,12 @@ class SCRIMHead(ClsHead):
         super().__init__(
             loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg
         )
-        require(
-            'SCRIMHead', num_classes=num_classes, part_channels=part_channels
-        )
-        if num_fpl_parts > 0:
-            require('SCRIMHead', fpl_channels=fpl_channels)
+        if num_fpl_parts > 0 and fpl_channels is None:
+            raise ValueError(
+                f'fpl_channels=None: num_fpl_parts={num_fpl_parts} FPL part '
+                'features need their channels; set fpl_channels, or '
+                'num_fpl_parts=0 for the CPL-only head'
+            )
         self.part_channels = tuple(part_channels)
         num_stages = len(self.part_channels)
         if in_channels is None:

@@ -77,7 +77,7 @@ class PartDiversityLoss(nn.Module):
 
         Args:
             maps (torch.Tensor): Attention maps of one stage (B, P, H, W),
-                e.g. from :func:`~scrim_mm.models.utils.part_attention_maps`.
+                e.g. from :func:`~scrim_mm.models.ops.part_attention_maps`.
 
         Returns:
             torch.Tensor: The weighted scalar loss.

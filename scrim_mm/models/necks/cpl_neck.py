@@ -6,8 +6,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..utils import part_attention_maps
-from ..utils.wiring import default_stage_names, require, stage_indices
+from ..ops import part_attention_maps
+from ..wiring import default_stage_names, stage_indices
 from .osme import OSME
 
 
@@ -62,8 +62,7 @@ class CPLNeck(BaseModule):
     style metric loss (Sun et al., ECCV 2018).
 
     Inside a :class:`SCRIMClassifier`, ``in_channels`` and ``stage_names``
-    are taken from the backbone when they are unset; built on its own (e.g.
-    in mmpretrain's ``ImageClassifier``), the neck needs ``in_channels``.
+    are derived from the backbone (:func:`~scrim_mm.models.wiring.wire`).
 
     The part metric loss trains OSME and the embedding only: the embeddings
     are computed from the detached stage maps. Through the backbone (MAMC),
@@ -75,9 +74,8 @@ class CPLNeck(BaseModule):
     maps still correlated at 0.98 / 1.00 (``docs/part_benchmark.md``).
 
     Args:
-        in_channels (Sequence[int], optional): Channels of every stage map
-            used; None is only valid inside a :class:`SCRIMClassifier`.
-            Defaults to None.
+        in_channels (int | Sequence[int]): Channels of every stage map
+            used (derived inside a :class:`SCRIMClassifier`).
         num_parts (int): Number of parts ``P`` per stage. Defaults to 2.
         reduction (int | Sequence[int]): OSME reduction ratio, one for all
             stages or one per stage. Defaults to 16.
@@ -102,7 +100,7 @@ class CPLNeck(BaseModule):
 
     def __init__(
         self,
-        in_channels: Optional[Sequence[int]] = None,
+        in_channels: Union[int, Sequence[int]],
         num_parts: int = 2,
         reduction: Union[int, Sequence[int]] = 16,
         pool: Union[str, Sequence[str]] = 'avg',
@@ -112,7 +110,6 @@ class CPLNeck(BaseModule):
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        require('CPLNeck', in_channels=in_channels)
         if isinstance(in_channels, int):
             in_channels = (in_channels,)
         self.in_channels = tuple(in_channels)

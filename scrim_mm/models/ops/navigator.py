@@ -21,7 +21,7 @@ class Navigator(BaseModule):
     score per anchor type and location.
 
     Scores are flattened in the order of
-    :func:`~scrim_mm.models.utils.generate_anchors`: level by level, then
+    :func:`~scrim_mm.models.ops.generate_anchors`: level by level, then
     ``y``, ``x``, then anchor type.
 
     Args:
