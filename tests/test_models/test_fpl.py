@@ -333,17 +333,18 @@ def test_region_ranking_loss_by_hand():
 
 
 # ------------------------------------------------------------------- head
+R18_HEAD = dict(
+    type='FPLHead',
+    num_classes=5,
+    in_channels=(256, 512),
+    feat_channels=512,
+    stage_strides=(16, 32),
+    crop_size=32,
+)
+
+
 def r18_head(**kwargs):
-    cfg = dict(
-        type='FPLHead',
-        num_classes=5,
-        in_channels=(256, 512),
-        feat_channels=512,
-        stage_strides=(16, 32),
-        crop_size=32,
-    )
-    cfg.update(kwargs)
-    return MODELS.build(cfg)
+    return MODELS.build({**R18_HEAD, **kwargs})
 
 
 def r18_feats(num_imgs=2, size=128):
@@ -601,13 +602,7 @@ def test_fpl_head_validation():
     with pytest.raises(ValueError, match=r"^anchor_cfgs\['s3'\].strides="):
         r18_head(anchor_cfgs=[dict(strides=(16, 48, 64)), dict()])
     for key in ('num_classes', 'in_channels', 'feat_channels'):
-        cfg = dict(
-            type='FPLHead',
-            num_classes=5,
-            in_channels=(256, 512),
-            feat_channels=512,
-            stage_strides=(16, 32),
-        )
+        cfg = dict(R18_HEAD)
         del cfg[key]
         with pytest.raises(TypeError, match=f"required .*'{key}'"):
             MODELS.build(cfg)
