@@ -390,21 +390,14 @@ def _check_fpl_sizes(
     crop = fpl.get('crop_size')  # None (the default) derives half
     crop = (crop, crop) if isinstance(crop, int) else tuple(crop or (0, 0))
     for loader, ((h, w), source) in sizes.items():
-        if strides:
-            step = math.lcm(*(int(s) for s in strides))
-            if h % step or w % step or h < step or w < step:
-                near = sorted(
-                    {max(step, v // step * step) for v in (h, w)}
-                    | {(v // step + 1) * step for v in (h, w)}
-                )
-                ok = ' or '.join(str(v) for v in near)
-                raise ValueError(
-                    f'{loader}.dataset.pipeline: gives {h}x{w} network '
-                    f'inputs (set by {source}), but the FPL stage strides '
-                    f'{tuple(strides)} need multiples of {step}; resize or '
-                    f'crop to a multiple of {step} (e.g. {ok}) in '
-                    f'{config_path}'
-                )
+        from scrim_mm.models.ops import input_size_problem
+
+        problem = strides and input_size_problem(h, w, strides)
+        if problem:
+            raise ValueError(
+                f'{loader}.dataset.pipeline: gives {h}x{w} network inputs '
+                f'(set by {source}), but {problem} in {config_path}'
+            )
         if crop[0] > MAX_CROP_TO_INPUT * h or crop[1] > MAX_CROP_TO_INPUT * w:
             raise ValueError(
                 f'model.fpl_head.crop_size={crop}: larger than '

@@ -219,7 +219,9 @@ def test_unsupported_models_are_named(tmp_path):
 def test_unsupported_options_are_named(tmp_path, demo_model):
     with pytest.raises(ValueError, match=r'opset=17 \(--opset\).*>= 18'):
         export_onnx(demo_model, str(tmp_path / 'a.onnx'), INPUT_SIZE, opset=17)
-    with pytest.raises(ValueError, match='not divisible by the stride 16'):
+    with pytest.raises(
+        ValueError, match='90x90: the FPL stage strides .* multiples of 32'
+    ):
         export_onnx(demo_model, str(tmp_path / 'a.onnx'), (90, 90))
     with pytest.raises(ValueError, match='expected \\(H, W\\)'):
         export_onnx(demo_model, str(tmp_path / 'a.onnx'), (96,))

@@ -26,6 +26,7 @@ from ..ops import (
     crop_regions,
     fit_anchor_levels,
     generate_anchors,
+    input_size_problem,
     num_anchors_per_level,
 )
 from ..wiring import default_stage_names
@@ -432,21 +433,22 @@ class FPLHead(BaseModule):
             ``num_test_parts`` otherwise; regions are in pick order.
         """
         height, width = int(img_shape[0]), int(img_shape[1])
+        problem = input_size_problem(height, width, self.stage_strides)
+        if problem:
+            raise ValueError(f'img_shape={height}x{width}: {problem}')
         num_parts = self.num_parts
         boxes, scores = [], []
         for i, feat in enumerate(enhanced):
             name, stride = self.stage_names[i], self.stage_strides[i]
             anchors = self.get_anchors(i, (height, width), feat.device)
-            # The anchors assume a map of exactly input / stride: a backbone
-            # that pads or crops its maps would misplace every region.
+            # The anchors assume a map of exactly input / stride.
             expected = (height // stride, width // stride)
             if tuple(feat.shape[-2:]) != expected:
                 raise ValueError(
                     f'stage_strides[{i}]={stride}: the {name} map of a '
                     f'{height}x{width} input is {feat.shape[-2]}x'
                     f'{feat.shape[-1]}, not {expected[0]}x{expected[1]}; '
-                    'give an input whose sides are multiples of every '
-                    'stage stride'
+                    "set the backbone's stride of that stage"
                 )
             # The scores of the levels fitted out of the input are dropped
             # (the last ones).

@@ -3,6 +3,7 @@ from .anchors import (
     MAX_REGION_FRAC,
     fit_anchor_levels,
     generate_anchors,
+    input_size_problem,
     num_anchors_per_level,
 )
 from .attention import part_attention_maps, part_diversity
@@ -17,6 +18,7 @@ __all__ = [
     'MAX_REGION_FRAC',
     'fit_anchor_levels',
     'generate_anchors',
+    'input_size_problem',
     'num_anchors_per_level',
     'batched_hard_nms',
     'crop_regions',

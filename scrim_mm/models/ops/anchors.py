@@ -102,9 +102,11 @@ def generate_anchors(
         Tensor: Anchors of shape (A, 4), ``(x1, y1, x2, y2)`` in input pixels.
         Boxes may extend beyond the image.
 
+    The input should suit the strides (:func:`input_size_problem`); the
+    anchors tile ``H // strides[0]`` by ``W // strides[0]`` positions.
+
     Raises:
-        ValueError: If the settings are inconsistent, or if the input is
-            smaller than ``strides[0]`` or not divisible by it.
+        ValueError: If the settings are inconsistent.
     """
     num_levels = len(strides)
     if num_levels == 0:
@@ -118,21 +120,10 @@ def generate_anchors(
     scales = _per_level(scales, num_levels, 'scales')
     ratios = _per_level(ratios, num_levels, 'ratios')
     height, width = int(img_shape[0]), int(img_shape[1])
-    base = int(strides[0])
     if any(int(s) <= 0 for s in strides):
         raise ValueError(
             f'strides={tuple(strides)}: must be positive; give positive '
             'level strides'
-        )
-    if height < base or width < base:
-        raise ValueError(
-            f'img_shape={height}x{width}: smaller than the stride {base}; '
-            f'give an input of at least {base} px a side'
-        )
-    if height % base or width % base:
-        raise ValueError(
-            f'img_shape={height}x{width}: not divisible by the stride '
-            f'{base}; give an input whose sides are multiples of {base}'
         )
 
     anchors = []
@@ -211,3 +202,37 @@ def fit_anchor_levels(
         num_kept = 1
         sizes[0] = limit / max(scales[0])
     return num_kept, sizes
+
+
+def input_size_problem(
+    height: int, width: int, strides: Sequence[int]
+) -> Optional[str]:
+    """What is wrong with an input size for the FPL stage strides.
+
+    The one check of the rule: each stage map must tile the input exactly,
+    so both sides are positive multiples of every stage stride. The model
+    (:meth:`FPLHead.select`) and the start-up check of a config
+    (:mod:`scrim_mm.utils.config_check`) both call it.
+
+    Args:
+        height (int): Input height.
+        width (int): Input width.
+        strides (Sequence[int]): The stage strides.
+
+    Returns:
+        str | None: None when the size suits; else the problem and its
+        fix, e.g. ``'the FPL stage strides (16, 32) need multiples of 32;
+        resize or crop to a multiple of 32 (e.g. 96 or 128)'``.
+    """
+    step = math.lcm(*(int(s) for s in strides))
+    if height % step == 0 and width % step == 0 and min(height, width) > 0:
+        return None
+    near = sorted(
+        {max(step, v // step * step) for v in (height, width)}
+        | {(v // step + 1) * step for v in (height, width)}
+    )
+    return (
+        f'the FPL stage strides {tuple(int(s) for s in strides)} need '
+        f'multiples of {step}; resize or crop to a multiple of {step} '
+        f'(e.g. {" or ".join(str(v) for v in near)})'
+    )
