@@ -4,7 +4,6 @@
 import ast
 import copy
 import importlib.util
-import re
 from pathlib import Path
 from types import ModuleType
 from typing import List, Sequence
@@ -149,30 +148,6 @@ def mmpretrain_weights(metafile: str, name: str) -> str:
         if model['Name'] == name:
             return model['Weights']
     raise KeyError(f'{name} is not in {path}')
-
-
-def header_batch(config: Path) -> tuple:
-    """Read ``G GPUs x N images = T`` from a config's top comment.
-
-    Args:
-        config (Path): The config file.
-
-    Returns:
-        tuple: ``(gpus, per_gpu, total)`` as ints.
-    """
-    text = config.read_text(encoding='utf-8')
-    header = '\n'.join(
-        line for line in text.splitlines() if line.startswith('#')
-    )
-    found = re.search(
-        r'(\d+) GPUs x (\d+) images = (?:total batch )?(\d+)', header
-    )
-    if found is None:
-        raise AssertionError(
-            f'{config}: the top comment does not say "G GPUs x N images '
-            '= T".'
-        )
-    return tuple(int(v) for v in found.groups())
 
 
 def shrink_pipeline(

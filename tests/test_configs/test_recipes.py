@@ -25,7 +25,6 @@ from ._shared import (
     LAYOUTS,
     RECIPES,
     SCRIM_CONFIG_DIR,
-    header_batch,
     load_script,
     mmpretrain_weights,
 )
@@ -42,15 +41,17 @@ def _recipe(stem: str) -> Config:
 
 
 @pytest.mark.parametrize('path', BATCH_CONFIGS, ids=lambda p: p.stem)
-def test_batch_comment_matches_config(path):
-    """The GPUs x images the top comment assumes is what the config says."""
-    gpus, per_gpu, total = header_batch(path)
+def test_batch_scaling_matches_the_loader(path):
+    """The learning-rate scaling assumes a whole number of GPUs of the
+    loader's batch; a name in mmpretrain's ``<G>xb<N>`` form is that."""
     cfg = Config.fromfile(str(path))
-    assert gpus * per_gpu == total
-    assert cfg.auto_scale_lr.base_batch_size == total
-    loader = cfg.train_dataloader
-    assert loader.batch_size == per_gpu
-    batch_sampler = loader.get('batch_sampler')
+    per_gpu = cfg.train_dataloader.batch_size
+    total = cfg.auto_scale_lr.base_batch_size
+    assert total % per_gpu == 0
+    named = re.search(r'_(\d+)xb(\d+)_', path.stem)
+    if named:
+        assert (int(named[1]), int(named[2])) == (total // per_gpu, per_gpu)
+    batch_sampler = cfg.train_dataloader.get('batch_sampler')
     if batch_sampler is not None:
         assert batch_sampler.type == 'SCRIMClassBalancedBatchSampler'
         # P = per_gpu // K classes of K images each.
