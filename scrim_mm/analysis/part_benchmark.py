@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import METRICS, MODELS
 from mmpretrain.structures import DataSample
 
-from ..models.ops import part_diversity
+from .part_diversity import part_diversity
 
 DIVERSITY_KEYS = ('excitation_cos', 'map_cos', 'map_corr', 'same_peak')
 
@@ -44,7 +44,8 @@ class PartBenchmarkResult:
         cpl (Dict[str, Dict[str, float]]): Per CPL stage: ``peak_hit``
             (the peak of the most active part lies in the part's cell),
             ``peak_chance``, ``peak_hit_any`` (any part's peak) and the
-            diversity means of :func:`~scrim_mm.models.ops.part_diversity`.
+            diversity means of
+            :func:`~scrim_mm.analysis.part_diversity.part_diversity`.
         seed (int, optional): The seed of a single run; None for a mean.
         runs (List[PartBenchmarkResult]): The single runs behind a mean,
             one per seed; empty for a single run.

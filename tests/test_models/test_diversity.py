@@ -6,8 +6,9 @@ import torch
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from scrim_mm.analysis.part_diversity import part_diversity
 from scrim_mm.models.necks import OSME
-from scrim_mm.models.ops import part_attention_maps, part_diversity
+from scrim_mm.models.ops import part_attention_maps
 
 
 def _blob_feats(batch: int = 8, size: int = 8) -> torch.Tensor:

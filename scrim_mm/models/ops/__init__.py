@@ -6,7 +6,7 @@ from .anchors import (
     input_size_problem,
     num_anchors_per_level,
 )
-from .attention import part_attention_maps, part_diversity
+from .attention import part_attention_maps
 from .crop_norm_stats import CropNormStats
 from .crops import crop_regions
 from .navigator import Navigator
@@ -24,6 +24,5 @@ __all__ = [
     'crop_regions',
     'Navigator',
     'part_attention_maps',
-    'part_diversity',
     'unpack_targets',
 ]

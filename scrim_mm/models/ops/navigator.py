@@ -1,7 +1,7 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """The FPL navigator: informativeness score of every anchor."""
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -65,31 +65,6 @@ class Navigator(BaseModule):
                 nn.Conv2d(feat_channels, num_anchors, kernel_size=1)
             )
         self.relu = nn.ReLU(inplace=True)
-
-    @property
-    def num_levels(self) -> int:
-        """int: Number of pyramid levels."""
-        return len(self.num_anchors_per_level)
-
-    @staticmethod
-    def level_sizes(
-        feat_size: Tuple[int, int], num_levels: int
-    ) -> List[Tuple[int, int]]:
-        """Map size of every level for an input map of size ``feat_size``.
-
-        Args:
-            feat_size (Tuple[int, int]): ``(h, w)`` of the input map.
-            num_levels (int): Number of levels.
-
-        Returns:
-            List[Tuple[int, int]]: ``(h_l, w_l)`` of every level.
-        """
-        h, w = int(feat_size[0]), int(feat_size[1])
-        sizes = [(h, w)]
-        for _ in range(num_levels - 1):
-            h, w = (h + 1) // 2, (w + 1) // 2
-            sizes.append((h, w))
-        return sizes
 
     def forward(self, x: Tensor) -> Tensor:
         """Score every anchor.
