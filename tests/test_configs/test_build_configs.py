@@ -149,9 +149,9 @@ def test_config_builds_and_runs(path):
 )
 def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
     """The from-scratch settings measured by the part benchmark are the
-    class defaults: the part losses train OSME only, the diversity loss at
-    1.0 on both stages. The demo configs and the recipe state none of them
-    and build the same modules."""
+    class defaults: the metric loss trains OSME only, the diversity loss
+    at 0.3 on stage 3 and 0.2 on stage 4. The demo configs and the recipe
+    state none of them and build the same modules."""
     DefaultScope.get_instance(f'test-scratch-{name}', scope_name='mmpretrain')
     cfg = Config.fromfile(str(SCRIM_CONFIG_DIR / name))
     for key in ('neck', 'head', 'fpl_head'):
@@ -165,7 +165,7 @@ def test_from_scratch_configs_keep_part_losses_off_the_backbone(name):
             model.head.diversity_module.loss_weight * w
             for w in model.head.diversity_weights
         ]
-        assert weights == pytest.approx([1.0, 1.0])
+        assert weights == pytest.approx([0.3, 0.2])
 
 
 def test_hard_demo_anchors_fit_a_128px_image():

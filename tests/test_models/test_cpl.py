@@ -539,8 +539,10 @@ def test_head_diversity_weights_per_stage():
         expect = loss_fn(maps)
         assert expect.item() > 0.01
         torch.testing.assert_close(ones[f'loss_diversity_{s}'], expect)
-        # None: 1.0 on every stage
-        torch.testing.assert_close(default[f'loss_diversity_{s}'], expect)
+        # None: 0.2 on the last stage, 1.5 x 0.2 = 0.3 on the one before
+        torch.testing.assert_close(
+            default[f'loss_diversity_{s}'], (0.3, 0.2)[i] * expect
+        )
         torch.testing.assert_close(
             weighted[f'loss_diversity_{s}'], (0.5, 2.0)[i] * expect
         )
@@ -550,9 +552,9 @@ def test_head_diversity_weights_per_stage():
 
 def test_head_default_diversity_weights_grow_on_earlier_stages():
     """None: 0.2 on the last stage, 1.5 times more on each earlier one."""
-    assert _head().diversity_weights == (1.0, 1.0)
+    assert _head().diversity_weights == pytest.approx((0.3, 0.2))
     three = _head(part_channels=(128, 256, 512))
-    assert three.diversity_weights == (1.0, 1.0, 1.0)
+    assert three.diversity_weights == pytest.approx((0.45, 0.3, 0.2))
     # given weights are kept as they are
     assert _head(diversity_weights=(1.0, 0.5)).diversity_weights == (1.0, 0.5)
 
@@ -732,31 +734,25 @@ def test_cpl_only_image_classifier_trains():
     assert losses['loss_contrast_s4'] < first['loss_contrast_s4']
 
 
-def test_part_losses_train_osme_not_the_backbone():
-    """The metric loss and the diversity term on the part maps (through
-    part_excitations, the maps detached) train OSME and the embedding, not
-    the stage maps; the part classifiers' inputs train both."""
+def test_metric_loss_trains_osme_and_diversity_reaches_the_backbone():
+    """The metric loss trains OSME and the embedding, not the stage maps;
+    the diversity term on the part maps and the part classifiers' inputs
+    train both."""
     torch.manual_seed(0)
     neck = _neck()
     maps = tuple(m.requires_grad_() for m in _maps(batch=3))
     out = neck(maps)
     for s in range(2):
-        # the part losses see the values of the main path
+        # the embeddings hold the values of the main path
         torch.testing.assert_close(
             out.part_embeds[s], neck.projs[s](out.part_vecs[s])
         )
-        torch.testing.assert_close(out.part_excitations[s], out.excitations[s])
     metric_loss = sum(e.square().sum() for e in out.part_embeds)
     diversity_loss = sum(
-        part_attention_maps(f.detach(), m).square().sum()
-        for f, m in zip(out.feats, out.part_excitations)
+        part_attention_maps(f, m).square().sum()
+        for f, m in zip(out.feats, out.excitations)
     )
-    through_excitations = sum(m.square().sum() for m in out.excitations)
-    for loss, through in (
-        (metric_loss, False),
-        (diversity_loss, False),
-        (through_excitations, True),
-    ):
+    for loss, through in ((metric_loss, False), (diversity_loss, True)):
         grads = torch.autograd.grad(
             loss,
             list(maps) + [neck.osmes[0].excite_weight],

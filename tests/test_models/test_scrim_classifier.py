@@ -312,7 +312,7 @@ def test_minimal_resnet50_wiring_and_predict_on_meta():
     assert (head.in_channels, head.fpl_channels) == (2048, 2048)
     assert (head.num_parts, head.num_fpl_parts) == (2, 4)
     assert head.contrastive_weights == (0.25, 0.5)
-    assert head.diversity_weights == (1.0, 1.0)
+    assert head.diversity_weights == pytest.approx((0.3, 0.2))
     assert (fpl.num_train_parts, fpl.num_test_parts) == (4, 2)
     # global 2048 + 2 parts x (1024 + 2048) + 2 stages x 2 regions x 2048
     assert head.fused_channels == 2048 + 2 * 3072 + 4 * 2048 == 16384

@@ -26,11 +26,8 @@ class CPLOutput(NamedTuple):
             ``(B, P, C_s)``.
         part_embeds (tuple[torch.Tensor]): The projected part embeddings,
             ``(B, P, D)`` (``D = C_s`` without projection), the input of
-            the part metric loss, computed from the detached stage map.
-        part_excitations (tuple[torch.Tensor]): The values of
-            ``excitations`` computed from the detached stage map,
-            ``(B, P, C_s)``: the part losses (metric and diversity) train
-            OSME through them, not the backbone (see :class:`CPLNeck`).
+            the part metric loss, cut from the backbone (see
+            :class:`CPLNeck`).
     """
 
     feats: Tuple[torch.Tensor, ...]
@@ -38,7 +35,6 @@ class CPLOutput(NamedTuple):
     excitations: Tuple[torch.Tensor, ...]
     part_vecs: Tuple[torch.Tensor, ...]
     part_embeds: Tuple[torch.Tensor, ...]
-    part_excitations: Tuple[torch.Tensor, ...]
 
 
 def _per_stage(value, num_stages: int, name: str) -> tuple:
@@ -68,14 +64,14 @@ class CPLNeck(BaseModule):
     Inside a :class:`SCRIMClassifier`, ``in_channels`` and ``stage_names``
     are derived from the backbone (:func:`~scrim_mm.models.wiring.wire`).
 
-    The part losses train OSME (and the embedding), not the backbone: they
-    see the stage maps detached, through ``part_excitations``. Through the
-    backbone (MAMC), the metric loss pulled the pooled features to one
-    point per part within the first epoch on the hard demo set (63.9 %
-    top-1 against 75.3 % for the plain backbone), and the diversity loss
-    of :class:`SCRIMHead` cost top-1 from scratch (+11.1 over plain at
-    weights 0.3 / 0.2 against +13.9 on OSME alone at 1.0, where stage 4
-    also localised better; ``docs/part_benchmark.md``).
+    The part metric loss trains OSME and the embedding only: the embeddings
+    are computed from the detached stage maps. Through the backbone (MAMC),
+    it pulled the pooled features to one point per part within the first
+    epoch on the hard demo set (63.9 % top-1 against 75.3 % for the plain
+    backbone). The diversity loss of :class:`SCRIMHead` on the part maps
+    does reach the backbone: on OSME alone it left the stage-4 parts on
+    the same place in 76-95 % of images, and at weight 1.0 fine-tuned their
+    maps still correlated at 0.98 / 1.00 (``docs/part_benchmark.md``).
 
     Args:
         in_channels (int | Sequence[int]): Channels of every stage map
@@ -192,7 +188,6 @@ class CPLNeck(BaseModule):
         """
         maps = self._select(inputs)
         enhanced, excitations, part_vecs, part_embeds = [], [], [], []
-        part_excitations = []
         for i, x in enumerate(maps):
             squeeze = x.mean(dim=(2, 3))
             m = self.osmes[i](squeeze)  # (B, P, C)
@@ -209,11 +204,10 @@ class CPLNeck(BaseModule):
                 pooled = x.amax(dim=(2, 3))
             part_vecs.append(pooled[:, None, :] * m)
             excitations.append(m)
-            # The part losses train OSME, not the backbone: the same values
-            # from the detached stage map.
+            # The metric loss trains OSME and the embedding, not the
+            # backbone: the same values from the detached stage map.
             if torch.is_grad_enabled():
                 m = self.osmes[i](squeeze.detach())
-            part_excitations.append(m)
             embed_in = pooled.detach()[:, None, :] * m
             part_embeds.append(
                 embed_in if self.projs is None else self.projs[i](embed_in)
@@ -224,7 +218,6 @@ class CPLNeck(BaseModule):
             excitations=tuple(excitations),
             part_vecs=tuple(part_vecs),
             part_embeds=tuple(part_embeds),
-            part_excitations=tuple(part_excitations),
         )
 
     def attention_maps(self, out: CPLOutput) -> Tuple[torch.Tensor, ...]:
