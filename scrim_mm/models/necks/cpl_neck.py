@@ -70,8 +70,9 @@ class CPLNeck(BaseModule):
     epoch on the hard demo set (63.9 % top-1 against 75.3 % for the plain
     backbone). The diversity loss of :class:`SCRIMHead` on the part maps
     does reach the backbone: on OSME alone it left the stage-4 parts on
-    the same place in 76-95 % of images, and at weight 1.0 fine-tuned their
-    maps still correlated at 0.98 / 1.00 (``docs/part_benchmark.md``).
+    the same place in 76-95 % of images, and at weight 1.0 the maps still
+    correlated at 0.90-1.00 while fine-tuned SCRIM fell behind its plain
+    backbone on one seed (``docs/part_benchmark.md``).
 
     Args:
         in_channels (int | Sequence[int]): Channels of every stage map
