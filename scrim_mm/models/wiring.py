@@ -1,11 +1,10 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
-"""The wiring of a SCRIM model, derived from its backbone, in one step.
+"""The wiring of a SCRIM model, derived from its backbone in one step.
 
-:func:`wire` runs the backbone once on PyTorch's ``meta`` device (shapes
-only, no data) and fills the numbers that follow from it (channels,
-strides, stage names, fusion sizes, the class count) into the module
-configs before any module is built; a value the config sets is checked.
-Errors read ``<key>=<value>: <problem>; <fix>``.
+:func:`wire` fills what follows from the backbone (channels, strides, stage
+names, fusion sizes, the class count) into the module configs before any
+module is built, and checks what the config sets. Errors read
+``<key>=<value>: <problem>; <fix>``.
 """
 
 import inspect
@@ -39,14 +38,12 @@ def default_stage_names(num_stages: int) -> Tuple[str, ...]:
 def probe_backbone(backbone: nn.Module) -> List[BackboneStage]:
     """Channels and strides of the outputs, from a dry run on ``meta``.
 
-    Meta stand-ins replace the parameters and buffers, so only shapes are
-    computed (a fraction of a second even for Swin-L) and the backbone is
-    left untouched. A backbone that cannot run on ``meta`` runs on a blank
-    256 x 256 image where its parameters are.
+    Meta stand-ins of the parameters and buffers compute shapes only (a
+    fraction of a second even for Swin-L); a backbone that cannot run on
+    ``meta`` runs on a blank 256 x 256 image where its parameters are.
 
     Raises:
-        ValueError: The backbone fails on a blank image or gives something
-            else than NCHW stage maps.
+        ValueError: The dry run fails or gives no NCHW stage maps.
     """
     training, size = backbone.training, PROBE_SIZE
     backbone.eval()
@@ -132,8 +129,7 @@ def stage_indices(
 
 
 def _plain(value):
-    """Lists as tuples and an int as a one-tuple where a tuple is expected,
-    for comparison and messages."""
+    """Lists as tuples (recursively), for comparison and messages."""
     if isinstance(value, (list, tuple)):
         return tuple(_plain(v) for v in value)
     return value
@@ -268,8 +264,7 @@ def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> int:
 
 
 def build_part(cfg: Optional[dict], path: str) -> Optional[nn.Module]:
-    """Build a part; an error on an argument the config gives names its key
-    (``model.fpl_head.crop_size=...``)."""
+    """Build a part; an error on a config key gets its path prefixed."""
     if cfg is None:
         return None
     try:

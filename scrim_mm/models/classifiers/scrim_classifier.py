@@ -16,20 +16,15 @@ from ..ops import CropNormStats, unpack_targets
 class SCRIMOutput(NamedTuple):
     """Everything one pass of :class:`SCRIMClassifier` computes.
 
-    ``N`` regions per stage: ``M`` in training, ``K`` at inference.
-
     Attributes:
         cpl (CPLOutput): The coarse parts of every stage.
-        image_feats (torch.Tensor): (B, C) the pooled last backbone output,
-            the feature a crop gets for its whole image.
-        fpl (FPLOutput | None): Regions and part features; None in the
-            CPL-only model.
+        image_feats (torch.Tensor): (B, C) pooled last backbone output.
+        fpl (FPLOutput | None): Regions and part features; None without FPL.
         boxes (torch.Tensor | None): (B, S, N, 4) ``(x1, y1, x2, y2)`` in
             input pixels, clipped to the input.
         box_stages (torch.Tensor | None): (B, S, N) int64 stage index of
             every box in ``fpl_head.stage_names``.
-        logits (dict[str, torch.Tensor]): :meth:`SCRIMHead.forward_all`:
-            ``'fused'``, ``'raw'``, ``'cpl_<stage>'``.
+        logits (dict[str, torch.Tensor]): :meth:`SCRIMHead.forward_all`.
     """
 
     cpl: CPLOutput
@@ -44,28 +39,20 @@ class SCRIMOutput(NamedTuple):
 class SCRIMClassifier(ImageClassifier):
     """SCRIM: Spatial-aware Collaborative Region Mining.
 
-    Implements "Spatial-aware collaborative region mining for fine-grained
-    recognition" (Multimedia Tools and Applications, 2024) as an mmpretrain
-    classifier. The backbone's stage maps feed the coarse-part necks
-    (:class:`CPLNeck`, OSME part excitation and a part metric loss after
-    Cross-X / MAMC); the fine-part head (:class:`FPLHead`, NTS-Net's
-    navigator, teacher and ranking loss) selects regions on each stage, whose
-    crops are re-encoded by the *shared* backbone in one batched call; the
-    fusion head (:class:`SCRIMHead`) classifies the concatenation of the
-    global feature, the CPL part vectors and the FPL part features.
+    "Spatial-aware collaborative region mining for fine-grained
+    recognition" (Multimedia Tools and Applications, 2024) in mmpretrain.
+    The stage maps feed the coarse parts (:class:`CPLNeck`); the fine
+    parts (:class:`FPLHead`) select regions on each stage, whose crops the
+    *shared* backbone encodes in one batched call (with its own batch-norm
+    statistics, :class:`~scrim_mm.models.ops.CropNormStats`);
+    :class:`SCRIMHead` classifies the fusion of the global feature and the
+    part features. :meth:`forward_all` runs the model once; ``loss``,
+    ``predict``, ``'tensor'`` mode, :meth:`extract_feat` and ONNX export
+    adapt its output.
 
-    :meth:`forward_all` runs the whole model once and returns a
-    :class:`SCRIMOutput`; ``loss``, ``predict``, the ``'tensor'`` mode,
-    :meth:`extract_feat` and the ONNX export are thin adapters on it.
-
-    The wiring follows the backbone. The classifier runs its backbone once
-    on PyTorch's ``meta`` device (shapes only, no data) and fills in every
-    channel, stride and fusion size of the neck and the heads that the
-    config leaves unset (:mod:`scrim_mm.models.wiring`); a value that
-    is set is kept and checked against the backbone. The stages are the
-    backbone outputs, named ``'s<i+1>'`` after its ``out_indices``
-    (``('s3', 's4')`` for ResNet's ``out_indices=(2, 3)``). The minimal
-    model is::
+    What follows from the backbone is derived or checked
+    (:mod:`scrim_mm.models.wiring`); the stages are named ``'s<i+1>'``
+    after its ``out_indices``. The minimal model::
 
         model = dict(
             type='SCRIMClassifier',
@@ -73,39 +60,25 @@ class SCRIMClassifier(ImageClassifier):
             backbone=dict(type='ResNet', depth=50, out_indices=(2, 3)))
 
     Args:
-        backbone (dict): Any mmpretrain backbone returning NCHW stage maps
-            (e.g. ``ResNet`` with ``out_indices=(2, 3)``).
-        neck (dict): The :class:`CPLNeck` config; the type and every unset
-            wiring argument are filled in. Defaults to ``dict()``.
-        head (dict): The :class:`SCRIMHead` config, likewise.
-            Defaults to ``dict()``.
-        fpl_head (dict, optional): The :class:`FPLHead` config, likewise;
-            None gives the CPL-only model (no regions, no crops).
-            Defaults to ``dict()``.
-        num_classes (int, optional): The number of classes, given to the
-            heads and, when it has none, to the data preprocessor (for
-            Mixup / CutMix). None takes it from ``head``, ``fpl_head`` or
-            ``data_preprocessor``, whichever sets it. Defaults to None.
-        pretrained (str, optional): A checkpoint to initialise from.
-            Defaults to None.
+        backbone (dict): Any mmpretrain backbone returning NCHW stage maps.
+        neck (dict): :class:`CPLNeck` config; the type and unset wiring are
+            filled in. Defaults to ``dict()``.
+        head (dict): :class:`SCRIMHead` config, likewise. Defaults to dict().
+        fpl_head (dict, optional): :class:`FPLHead` config, likewise; None
+            gives the CPL-only model. Defaults to ``dict()``.
+        num_classes (int, optional): Class count of the heads and, unless
+            set there, the data preprocessor (Mixup / CutMix); None takes
+            the one a part sets. Defaults to None.
+        pretrained (str, optional): Checkpoint to load. Defaults to None.
         train_cfg (dict, optional): mmpretrain's training options (batch
-            ``augments`` such as Mixup / CutMix). Defaults to None.
-        data_preprocessor (dict, optional): Defaults to
-            ``ClsDataPreprocessor``.
+            ``augments``). Defaults to None.
+        data_preprocessor (dict, optional): Defaults to None
+            (``ClsDataPreprocessor``).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
-        channels_last (bool): Store the 4-d weights and run both backbone
-            passes (full images and crops) in the channels-last memory
-            format: the same results up to float rounding, faster with
-            oneDNN on the CPU (docs/benchmark.md) and with cuDNN's tensor
-            cores under AMP. False (``--cfg-options
-            model.channels_last=False``) keeps PyTorch's default layout.
-            Defaults to True.
-
-    With an FPL head, the crop pass of the backbone keeps its own
-    batch-norm running statistics
-    (:class:`~scrim_mm.models.ops.CropNormStats`), so that the zoomed
-    crops do not shift the statistics the full images are normalised with
-    at test time.
+        channels_last (bool): Weights and both backbone passes in the
+            channels-last format: the same results up to rounding, faster
+            with oneDNN on the CPU (docs/benchmark.md) and with cuDNN
+            under AMP. Defaults to True.
     """
 
     def __init__(
@@ -141,8 +114,7 @@ class SCRIMClassifier(ImageClassifier):
             if isinstance(data_preprocessor, dict)
             else None,
         )
-        # Built in this order so that a seed gives the same initial weights
-        # as every earlier version.
+        # This build order keeps the initial weights of a seed.
         neck = wiring.build_part(neck, 'model.neck')
         head = wiring.build_part(head, 'model.head')
         fpl_head = wiring.build_part(fpl_head, 'model.fpl_head')
@@ -169,18 +141,13 @@ class SCRIMClassifier(ImageClassifier):
         return self.fpl_head is not None
 
     def encode_crops(self, crops: torch.Tensor) -> torch.Tensor:
-        """Re-encode crops with the shared backbone, the FPL's encoder.
-
-        The crops do not train the backbone (see :class:`FPLHead`), so the
-        pass runs without autograd, with the crops' own batch-norm
-        statistics (:class:`~scrim_mm.models.ops.CropNormStats`).
+        """Encode crops with the backbone: no autograd, crop BN statistics.
 
         Args:
             crops (Tensor): (N, 3, h, w) normalised crops.
 
         Returns:
-            Tensor: (N, C) the global average of the backbone's last
-            stage map on each crop.
+            Tensor: (N, C) pooled last backbone stage map of each crop.
         """
         crops = self._memory_format(crops)
         with torch.no_grad(), self.crop_norm_stats.swap(self.backbone):
@@ -200,13 +167,11 @@ class SCRIMClassifier(ImageClassifier):
             inputs (Tensor): The normalised input batch (B, 3, H, W).
 
         Returns:
-            SCRIMOutput: The coarse parts, the regions with their features
-            and clipped boxes, and every logits.
+            SCRIMOutput: Everything the model computes.
         """
         feats = self.backbone(self._memory_format(inputs))
         cpl = self.neck(feats)
-        # The feature the crops get: the backbone's last output, which the
-        # neck may not use (neck.in_indices).
+        # The last backbone output, which the neck may skip (in_indices).
         image_feats = feats[-1].mean(dim=(2, 3))
         if not self.with_fpl:
             logits = self.head.forward_all(cpl)
@@ -226,9 +191,9 @@ class SCRIMClassifier(ImageClassifier):
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
-            stage (str): ``'backbone'`` (tuple of stage maps), ``'neck'``
-                (the :class:`CPLOutput`) or ``'pre_logits'`` (the fused
-                feature, fine parts included). Defaults to ``'neck'``.
+            stage (str): ``'backbone'`` (stage maps), ``'neck'``
+                (:class:`CPLOutput`) or ``'pre_logits'`` (the fused
+                feature). Defaults to ``'neck'``.
 
         Returns:
             tuple | CPLOutput | Tensor: The feature of that stage.
@@ -256,10 +221,9 @@ class SCRIMClassifier(ImageClassifier):
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
-            data_samples (List[DataSample], optional): Annotations; required
-                by ``'loss'``.
-            mode (str): What to return. Defaults to ``'tensor'`` (the fused
-                logits).
+            data_samples (List[DataSample], optional): Annotations, needed
+                by ``'loss'``. Defaults to None.
+            mode (str): What to return. Defaults to ``'tensor'`` (logits).
 
         Returns:
             Tensor | dict | List[DataSample]: Fused logits, the loss dict or
@@ -280,14 +244,11 @@ class SCRIMClassifier(ImageClassifier):
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
-            data_samples (List[DataSample]): With ``gt_label`` or
-                ``gt_score``.
+            data_samples (List[DataSample]): With ``gt_label`` or ``gt_score``.
 
         Returns:
-            dict[str, Tensor]: ``loss_fused``, ``loss_raw``,
-            ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
-            ``loss_teacher_<stage>``, ``loss_rank_<stage>`` and, with a
-            diversity loss, ``loss_diversity_<stage>``.
+            dict[str, Tensor]: The losses of :meth:`SCRIMHead.loss` and
+            :meth:`FPLHead.loss`.
         """
         out = self.forward_all(inputs)
         losses = self.head.loss(out.cpl, data_samples, logits=out.logits)
@@ -311,16 +272,13 @@ class SCRIMClassifier(ImageClassifier):
         """Predict classes and the mined regions.
 
         Besides ``pred_score`` / ``pred_label``, every sample gets
-        ``pred_boxes`` (S*K, 4) in network-input pixels (x1, y1, x2, y2),
-        clipped to the input (the crops themselves keep NTS-Net's zero
-        padding outside the image),
-        ``pred_box_scores`` (S*K,) and ``pred_box_stages`` (S*K,), the index
-        of the stage in ``fpl_head.stage_names``.
+        ``pred_boxes`` (S*K, 4), ``pred_box_scores`` (S*K,) and
+        ``pred_box_stages`` (S*K,), as in :class:`SCRIMOutput`.
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
             data_samples (List[DataSample], optional): Filled in place when
-                given.
+                given. Defaults to None.
 
         Returns:
             List[DataSample]: One per image.

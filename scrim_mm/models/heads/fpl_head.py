@@ -39,10 +39,9 @@ _RATIOS = (0.667, 1.0, 1.5)
 def default_anchor_cfg(stage_stride: int) -> dict:
     """NTS-Net's anchor setting, scaled to a stage of stride ``s``.
 
-    Level strides ``s * (1, 2, 4)``, base sizes ``1.5 * s * (1, 2, 4)``,
-    scales ``{2^(1/3), 2^(2/3)}`` on the first two levels and
-    ``{1, 2^(1/3), 2^(2/3)}`` on the last, ratios ``{0.667, 1, 1.5}``. For
-    ``s = 32`` this is NTS-Net's setting (1614 anchors at 448x448).
+    Strides ``s * (1, 2, 4)``, sizes ``1.5 * s * (1, 2, 4)``, scales
+    ``2^(1/3), 2^(2/3)`` (plus ``1`` on the last level), ratios
+    ``0.667, 1, 1.5``; ``s = 32`` gives 1614 anchors at 448x448.
 
     Args:
         stage_stride (int): Stride ``s`` of the stage map.
@@ -60,19 +59,15 @@ def default_anchor_cfg(stage_stride: int) -> dict:
 
 
 class FPLOutput(NamedTuple):
-    """Outputs of :class:`FPLHead`, ``N`` regions per stage and image
+    """Outputs of :class:`FPLHead`: ``N`` regions per stage and image
     (``M`` in training, ``K`` at inference), in pick order.
 
     Attributes:
-        boxes (Tensor): (B, S, N, 4) float32 ``(x1, y1, x2, y2)`` in input
-            pixels, not clipped (the crops are zero-padded outside the
-            image); no gradient.
-        scores (Tensor): (B, S, N) float32 navigator scores, with gradient
-            to the navigators.
-        part_feats (Tensor): (B, S, N, C) features of the re-encoded
-            regions; no gradient (crops do not train the backbone).
-        fusion_feats (Tensor): (B, S, K, C), the first ``K`` of them: the
-            part features of the fusion, in training as at inference.
+        boxes (Tensor): (B, S, N, 4) float32 ``(x1, y1, x2, y2)`` input
+            pixels, not clipped; no gradient.
+        scores (Tensor): (B, S, N) float32 navigator scores, with gradient.
+        part_feats (Tensor): (B, S, N, C) features of the crops; detached.
+        fusion_feats (Tensor): (B, S, K, C), the first ``K``, to be fused.
     """
 
     boxes: Tensor
@@ -90,102 +85,59 @@ def _first_levels(values: Sequence, num: int) -> Sequence:
 
 @MODELS.register_module()
 class FPLHead(BaseModule):
-    """Fine Parts Localization head: navigator, selection, crops, teacher.
+    """Fine Parts Localization: navigators, NMS, crops and teachers.
 
-    The FPL module of SCRIM ("Spatial-aware collaborative region mining for
-    fine-grained recognition", Multimedia Tools and Applications, 2024),
-    built after the navigator-teacher scheme of NTS-Net (Yang et al.,
-    "Learning to Navigate for Fine-grained Classification", ECCV 2018). One
-    FPL per stage ("dual FPLs"): each has its own :class:`Navigator` scoring
-    multi-level anchors on the CPL-enhanced stage map; greedy hard NMS keeps
-    ``M`` regions in training and ``K`` at inference; the regions are cut
-    from the input (the classifier re-encodes them with the shared
-    backbone); a teacher linear layer per stage classifies the part
-    features, and a ranking loss teaches each navigator to order its scores
-    like the teacher's per-crop losses.
+    SCRIM's FPL (Multimedia Tools and Applications, 2024), after NTS-Net
+    (Yang et al., "Learning to Navigate for Fine-grained Classification",
+    ECCV 2018). Per stage, a :class:`Navigator` scores anchors on the
+    detached enhanced map, hard NMS keeps ``M`` regions (``K`` at test),
+    the shared backbone encodes their crops, a linear teacher classifies
+    them and a ranking loss teaches the navigator their order. Departures
+    from NTS-Net (measured in ``docs/part_benchmark.md``):
 
-    Where this departs from NTS-Net, the part benchmark
-    (``docs/part_benchmark.md``) measured why:
+    - A teacher per stage: a shared one that learns the coarse stage's
+      crops first misrates the finer stage's, whose navigator then learns
+      to avoid the part.
+    - Teachers also learn on the whole image (which shows the part), so
+      they rate crops before the navigators find good ones.
+    - Ranking capped at chance, ``ln(num_classes)``: otherwise a teacher
+      confidently wrong early on makes the navigator prefer background.
+    - Crops do not train the backbone: part features are detached and the
+      crop pass skips autograd (about half the cost of a step); crops
+      that miss the part are label noise for the backbone.
+    - Exploration: the training NMS ranks by noisy scores, so a stage that
+      never selects the part can still learn that it is informative.
 
-    - **A teacher per stage.** The stages crop at different scales; a
-      teacher shared by both that learns the coarse stage's crops first
-      rates the finer stage's crops wrongly, and that navigator learns to
-      avoid the part.
-    - **Teachers also learn on the whole image** (which always shows the
-      part), so they can tell informative crops from the others before the
-      navigators select good ones. The ranking uses the crops only.
-    - **Ranking capped at chance.** The per-crop losses that order the
-      ranking pairs are clamped at ``ln(num_classes)``: crops on which the
-      teacher gives the true class less than a uniform guess tie. Without
-      the cap, a teacher that is confidently wrong early in training makes
-      the navigator prefer background and padding to the part.
-    - **Crops do not train the backbone.** The part features are detached:
-      the backbone learns from the whole images, every teacher is a linear
-      probe, and the crop pass runs without autograd (about half the cost
-      of a step). Crops of navigators that have not found the part are
-      label noise for the backbone.
-
-    Gradient flow: the navigator input is detached and the crops are
-    detached, so each navigator learns only from its ranking loss; the
-    ranking loss sees the teacher losses detached, so the teacher learns only
-    from its cross-entropy.
-
-    Inside a :class:`SCRIMClassifier`, ``num_classes``, ``in_channels``,
-    ``feat_channels``, ``stage_strides`` and ``stage_names`` are derived
-    (:func:`~scrim_mm.models.wiring.wire`).
+    Inside a :class:`SCRIMClassifier` the class count, channels, strides
+    and stage names are derived (:func:`~scrim_mm.models.wiring.wire`).
 
     Args:
         num_classes (int): Number of classes of the teachers.
-        in_channels (Sequence[int]): Channels of the enhanced map of every
-            stage (navigator inputs).
-        feat_channels (int): Channels of a part feature (the pooled last
-            backbone stage of a crop).
-        stage_strides (Sequence[int]): Stride of every stage map w.r.t.
-            the input.
-        anchor_cfgs (Sequence[dict], optional): Per stage, a dict with any of
-            ``strides``, ``sizes``, ``scales``, ``ratios`` (see
-            :func:`~scrim_mm.models.ops.generate_anchors`); missing keys
-            take :func:`default_anchor_cfg` of the stage stride. ``strides``
-            must be ``stage_stride * (1, 2, 4, ...)`` (the navigator's
-            pyramid). Defaults to None (all defaults). Whatever the
-            setting, the levels are fitted to the input size
-            (:func:`~scrim_mm.models.ops.fit_anchor_levels`): a level
-            whose largest square box is wider than
-            :data:`~scrim_mm.models.ops.MAX_REGION_FRAC` (0.4) of the
-            input side is dropped, and a stage left without a level keeps
-            its first one, shrunk to that width. A region as large as the
-            image localises nothing.
-        navigator_channels (int): Channels of the navigator tower.
-            Defaults to 128.
-        num_train_parts (int): Regions per stage and image in training
-            (``M``). NTS-Net used 6; 4 is what the part benchmark
-            validated (6 steadied stage 4 but lost stage 3 on two seeds of
-            three). Defaults to 4.
-        num_test_parts (int): Regions per stage and image at inference
-            (``K <= M``), the part features of the fusion. Defaults to 2.
-        nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
-        crop_size (int | Sequence[int], optional): Size ``(h, w)`` of the
-            crops. None derives half the input size from every batch
-            (NTS-Net's 224 at 448). Defaults to None.
-        teacher_loss (dict, optional): Config of the teacher's per-crop
-            classification loss. Defaults to None, meaning
-            ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
-        rank_loss (dict, optional): Config of the ranking loss. Defaults to
-            None, meaning ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
-        stage_names (Sequence[str], optional): Stage names used in loss
-            keys; None takes the neck's inside a :class:`SCRIMClassifier`,
-            else ``('s3', 's4')`` for two stages (the last stages of a
-            four-stage backbone). Defaults to None.
-        explore (float): Exploration of the training selection: the NMS
-            picks regions by the navigator scores plus Gaussian noise of
-            ``explore`` times each image's score spread (the ranking loss
-            still sees the plain scores; inference is unaffected). It lets
-            the teacher see regions the navigator does not rank first yet,
-            which breaks the bootstrap where a stage never selects the part
-            and so never learns that it is informative. 0 turns it off
-            (NTS-Net). Defaults to 0.5.
-        init_cfg (dict | list[dict], optional): Initialization config.
+        in_channels (Sequence[int]): Channels of every enhanced stage map.
+        feat_channels (int): Channels of a part feature (a pooled crop).
+        stage_strides (Sequence[int]): Stride of every stage map.
+        anchor_cfgs (Sequence[dict], optional): Per stage, any of
+            ``strides`` (``stage_stride * (1, 2, 4, ...)``), ``sizes``,
+            ``scales``, ``ratios`` of :func:`default_anchor_cfg`, fitted to
+            the input (:func:`~scrim_mm.models.ops.fit_anchor_levels`).
             Defaults to None.
+        navigator_channels (int): Navigator channels. Defaults to 128.
+        num_train_parts (int): Regions ``M`` per stage and image in
+            training. NTS-Net's 6 steadied stage 4 but lost stage 3 on two
+            seeds of three. Defaults to 4.
+        num_test_parts (int): Fused regions ``K <= M``. Defaults to 2.
+        nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
+        crop_size (int | Sequence[int], optional): Crop size ``(h, w)``;
+            None is half the input (NTS-Net's 224 at 448). Defaults to None.
+        teacher_loss (dict, optional): Loss of the teachers. Defaults to
+            None: ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        rank_loss (dict, optional): Ranking loss. Defaults to None:
+            ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
+        stage_names (Sequence[str], optional): Stage names of the loss
+            keys; None is ``('s3', 's4')`` for two stages. Defaults to None.
+        explore (float): Gaussian noise of the training selection, in units
+            of each image's score spread; 0 is NTS-Net. Defaults to 0.5.
+        init_cfg (dict | list[dict], optional): Init config. Defaults to None.
     """
 
     def __init__(
@@ -343,12 +295,7 @@ class FPLHead(BaseModule):
     def get_anchors(
         self, stage: int, img_shape: Tuple[int, int], device: torch.device
     ) -> Tensor:
-        """Anchors of one stage for an input size, cached.
-
-        The levels are fitted to the input size
-        (:func:`~scrim_mm.models.ops.fit_anchor_levels`); the kept levels
-        are the first ones, so their anchors are the first of the
-        navigator's scores.
+        """Anchors of the levels of one stage that fit an input, cached.
 
         Args:
             stage (int): Stage index.
@@ -356,8 +303,8 @@ class FPLHead(BaseModule):
             device (torch.device): Device of the anchors.
 
         Returns:
-            Tensor: Float32 anchors (A, 4), ``(x1, y1, x2, y2)``, of the
-            kept levels.
+            Tensor: (A, 4) float32 ``(x1, y1, x2, y2)``; the kept levels are
+            the first, so they match the first navigator scores.
         """
         img_shape = (int(img_shape[0]), int(img_shape[1]))
         key = (stage, img_shape, device, torch.float32)
@@ -393,12 +340,10 @@ class FPLHead(BaseModule):
         """Select regions, crop them from the inputs and encode them.
 
         Args:
-            enhanced (Sequence[Tensor]): Per stage, the CPL-enhanced map
-                (B, in_channels[s], H / stride_s, W / stride_s).
+            enhanced (Sequence[Tensor]): CPL-enhanced maps (B, C_s, H_s, W_s).
             inputs (Tensor): Normalised network inputs (B, 3, H, W).
-            encoder (Callable[[Tensor], Tensor]): Maps crops
-                (B * S * N, 3, h, w) to features (B * S * N, C); the
-                classifier's backbone, pooled.
+            encoder (Callable[[Tensor], Tensor]): The pooled backbone:
+                crops (B * S * N, 3, h, w) to features (B * S * N, C).
 
         Returns:
             FPLOutput: Boxes, scores and part features of the regions.
@@ -408,8 +353,7 @@ class FPLHead(BaseModule):
         part_feats = encoder(self.crop(inputs, boxes)).view(
             num_imgs, num_stages, num_parts, -1
         )
-        # Inference keeps K regions per stage; training M, of which the
-        # fusion takes the first K, the ones inference would pick.
+        # The fusion takes the first K: the regions inference would pick.
         return FPLOutput(
             boxes, scores, part_feats, part_feats[:, :, : self.num_test_parts]
         )
@@ -420,17 +364,11 @@ class FPLHead(BaseModule):
         """Score the anchors of every stage and select regions by NMS.
 
         Args:
-            enhanced (Sequence[Tensor]): Per stage, the CPL-enhanced map
-                (B, in_channels[s], H / stride_s, W / stride_s). Detached
-                here.
+            enhanced (Sequence[Tensor]): As in :meth:`forward`; detached.
             img_shape (Tuple[int, int]): Network input size ``(H, W)``.
 
         Returns:
-            Tuple[Tensor, Tensor]: Boxes (B, S, N, 4), float32
-            ``(x1, y1, x2, y2)`` in input pixels (no gradient), and their
-            navigator scores (B, S, N), float32 with gradient to the
-            navigators. ``N`` is ``num_train_parts`` in training mode and
-            ``num_test_parts`` otherwise; regions are in pick order.
+            Tuple[Tensor, Tensor]: Boxes and scores as in :class:`FPLOutput`.
         """
         height, width = int(img_shape[0]), int(img_shape[1])
         problem = input_size_problem(height, width, self.stage_strides)
@@ -450,8 +388,7 @@ class FPLHead(BaseModule):
                     f'{feat.shape[-1]}, not {expected[0]}x{expected[1]}; '
                     "set the backbone's stride of that stage"
                 )
-            # The scores of the levels fitted out of the input are dropped
-            # (the last ones).
+            # Drop the scores of the levels fitted out (the last ones).
             all_scores = self._navigate(i, feat.detach())[
                 :, : anchors.shape[0]
             ]
@@ -464,37 +401,17 @@ class FPLHead(BaseModule):
         return torch.stack(boxes, dim=1), torch.stack(scores, dim=1)
 
     def _perturb(self, scores: Tensor) -> Tensor:
-        """Scores with exploration noise, for the training selection only.
-
-        Gaussian noise of ``explore`` times each image's score spread lets
-        the selection try regions the navigator does not rank first yet,
-        so the teacher sees them and the ranking loss can learn from them.
-
-        Args:
-            scores (Tensor): Navigator scores (B, A).
-
-        Returns:
-            Tensor: Detached perturbed scores (B, A).
-        """
+        """Detached scores (B, A) plus noise of ``explore`` x spread."""
         scores = scores.detach().float()
         spread = scores.std(dim=1, keepdim=True).clamp_min(1e-6)
         return scores + self.explore * spread * torch.randn_like(scores)
 
     def _navigate(self, stage: int, feat: Tensor) -> Tensor:
-        """Run one navigator; in fp32 under CPU autocast.
+        """Run one navigator, in fp32 under CPU autocast.
 
-        oneDNN's bf16 weight gradient of a 3x3 stride-2 convolution on a
-        1x1 map (a navigator level on small inputs, e.g. stage 4 at 64-96
-        px) returns garbage, up to inf (torch 2.14, AVX-512 CPUs). The
-        navigator is a small part of the cost, so on the CPU it runs in
-        fp32; CUDA autocast is left as it is.
-
-        Args:
-            stage (int): Stage index.
-            feat (Tensor): The detached enhanced map of the stage.
-
-        Returns:
-            Tensor: Scores of every anchor (B, A).
+        oneDNN's bf16 weight gradient of a 3x3 stride-2 conv on a 1x1 map
+        (e.g. stage 4 at 64-96 px) is garbage, up to inf (torch 2.14,
+        AVX-512); the navigator is cheap. CUDA autocast is left alone.
         """
         navigator = self.navigators[stage]
         if feat.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
@@ -510,8 +427,8 @@ class FPLHead(BaseModule):
             boxes (Tensor): Boxes (B, S, N, 4) from :meth:`select`.
 
         Returns:
-            Tensor: Detached crops (B * S * N, 3, h, w), ordered
-            ``(b, s, n)``, zero-padded outside the image.
+            Tensor: Detached zero-padded crops (B * S * N, 3, h, w), in
+            ``(b, s, n)`` order.
         """
         num_imgs, num_stages, num_parts = boxes.shape[:3]
         crop_size = self.crop_size
@@ -547,19 +464,14 @@ class FPLHead(BaseModule):
         """Teacher and ranking losses of every stage.
 
         Args:
-            part_feats (Tensor): Part features of the selected regions
-                (B, S, N, feat_channels).
+            part_feats (Tensor): Part features (B, S, N, feat_channels).
             scores (Tensor): Their navigator scores (B, S, N).
-            labels (Tensor): Class indices (B,), or class scores
-                (B, num_classes) (e.g. from Mixup / CutMix).
-            image_feats (Tensor): Pooled features of the whole images
-                (B, feat_channels); the teachers also learn from them.
+            labels (Tensor): Class indices (B,) or scores (B, num_classes).
+            image_feats (Tensor): Whole-image features (B, feat_channels).
 
         Returns:
-            Dict[str, Tensor]: ``loss_teacher_<stage>`` (classification loss
-            on every crop and on the whole image) and ``loss_rank_<stage>``
-            (ranking of the scores by the per-crop cross-entropy, capped at
-            chance) for every stage.
+            Dict[str, Tensor]: Per stage, ``loss_teacher_<stage>`` (crops
+            and whole image) and ``loss_rank_<stage>`` (capped at chance).
         """
         num_imgs, num_stages, num_parts = part_feats.shape[:3]
         if labels.dim() == 1:
@@ -568,8 +480,7 @@ class FPLHead(BaseModule):
             labels = labels.float()
         # Crop (b, n) of a stage has label b.
         targets = labels.repeat_interleave(num_parts, dim=0)
-        # The part features are a linear probe's input: the teachers do not
-        # train the backbone (see the class docstring).
+        # Linear probes: the teachers do not train the backbone.
         logits = self.teacher(part_feats.detach()).float()
         image_logits = self.teacher(
             image_feats.detach()[:, None, None].expand(-1, num_stages, 1, -1)

@@ -24,77 +24,50 @@ def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
 class SCRIMHead(ClsHead):
     """Fusion head of SCRIM with the CPL classifiers and part losses.
 
-    SCRIM ("Spatial-aware collaborative region mining for fine-grained
-    recognition", Multimedia Tools and Applications, 2024) classifies the
-    fusion of the global feature (GAP of the last stage map), the coarse
-    part vectors of every CPL stage and the fine part features of the FPLs.
-    Beside the fused classifier, as in NTS-Net a raw classifier sees the
-    global feature alone; as in Cross-X (Luo et al., ICCV 2019) each CPL
-    stage has a part classifier on ``concat(f_1..f_P)`` and a contrastive
-    part loss (MAMC, Sun et al., ECCV 2018, by default) on its part
-    embeddings.
-
-    With ``num_fpl_parts=0`` the head works on a :class:`CPLNeck` output
-    alone (CPL-only mode), e.g. inside a plain mmpretrain
-    ``ImageClassifier``.
-
-    Inside a :class:`SCRIMClassifier` the class count, the channels and the
-    fusion sizes are derived (:func:`~scrim_mm.models.wiring.wire`).
+    SCRIM (Multimedia Tools and Applications, 2024) classifies the fusion
+    of the global feature (GAP of the last stage map), the CPL part vectors
+    and the FPL part features. As in NTS-Net, a raw classifier sees the
+    global feature; as in Cross-X (Luo et al., ICCV 2019), each CPL stage
+    has a part classifier on ``concat(f_1..f_P)`` and a metric loss.
+    ``num_fpl_parts=0`` is the CPL-only mode (e.g. in an
+    ``ImageClassifier``); in a :class:`SCRIMClassifier` the sizes are
+    derived (:func:`~scrim_mm.models.wiring.wire`).
 
     Args:
         num_classes (int): Number of classes.
         part_channels (Sequence[int]): Channels of the part vectors of
             every CPL stage (the neck's ``in_channels``).
-        in_channels (int, optional): Channels of the global feature, the
-            last CPL stage map: it must be ``part_channels[-1]``, which
-            None takes. Defaults to None.
-        num_parts (int): Number of CPL parts ``P`` per stage (the neck's
-            ``num_parts``). Defaults to 2.
-        fpl_channels (int, optional): Channels of every FPL part feature
-            (the FPL head's ``feat_channels``). Defaults to None.
-        num_fpl_parts (int): Number of FPL part features (``S * K``) given
-            to the fusion; 0 is the CPL-only mode. Inside a
-            :class:`SCRIMClassifier`, unset means ``S * K`` of its FPL
-            head (0 without one). Defaults to 0.
+        in_channels (int, optional): Channels of the global feature; must
+            be ``part_channels[-1]``, which None takes. Defaults to None.
+        num_parts (int): CPL parts ``P`` per stage. Defaults to 2.
+        fpl_channels (int, optional): FPL feature channels. Defaults to None.
+        num_fpl_parts (int): FPL part features (``S * K``) of the fusion;
+            0 is the CPL-only mode. Defaults to 0.
         loss (dict): Loss of the fused logits.
             Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
-        raw_loss (dict, optional): Loss of the raw (global feature) logits;
-            None removes the raw classifier.
+        raw_loss (dict, optional): Loss of the raw logits, None for none.
             Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
-        cpl_loss (dict, optional): Loss of every CPL part classifier; None
-            removes the part classifiers.
+        cpl_loss (dict, optional): Loss of the CPL classifiers, None for none.
             Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
-        contrastive_loss (dict, optional): Loss on the part embeddings of
-            every stage; None disables it. Defaults to
-            ``dict(type='PartContrastiveLoss', mode='mamc',
-            loss_weight=1.0)``.
-        contrastive_weights (Sequence[float], optional): Per-stage
-            multipliers of the contrastive loss. None halves the weight
-            from each stage to the previous, coarser one, starting at 0.5
-            on the last: ``(0.25, 0.5)`` for two stages, Cross-X's
-            weights. Defaults to None.
-        diversity_loss (dict, optional): Loss on the spatial attention
-            maps of the parts of every stage
-            (:class:`~scrim_mm.models.losses.PartDiversityLoss`), which
-            keeps the ``P`` parts from attending to the same place; None
-            disables it. Defaults to
-            ``dict(type='PartDiversityLoss', loss_weight=1.0)``.
-        diversity_weights (Sequence[float], optional): Per-stage
-            multipliers of the diversity loss. None gives 0.2 to the last
-            stage and 1.5 times more to each earlier, finer one: ``(0.3,
-            0.2)`` for two stages. At 1.0 the diversity loss cost the
-            backbone about 10 points of top-1 from scratch; at 0.2 on both
-            stages the stage-3 maps still correlated at 0.7-0.8 (part
-            benchmark, docs/part_benchmark.md). Defaults to None.
-        pred_mode (str): ``'fused'`` predicts from the fused logits,
-            ``'sum'`` from the sum of fused, raw and CPL logits (Cross-X
-            style). Defaults to ``'fused'``.
-        stage_names (Sequence[str], optional): Names of the CPL stages,
-            used in the loss keys; None takes the neck's inside a
-            :class:`SCRIMClassifier`, else ``('s3', 's4')`` for two stages
-            (the last stages of a four-stage backbone). Defaults to None.
-        topk (int | Sequence[int]): Top-k accuracy of ``cal_acc``.
-            Defaults to ``(1, )``.
+        contrastive_loss (dict, optional): Part metric loss of every stage;
+            None disables it. Defaults to ``dict(type='PartContrastiveLoss',
+            mode='mamc', loss_weight=1.0)``.
+        contrastive_weights (Sequence[float], optional): Per-stage weights;
+            None halves them stage by stage from 0.5 on the last, Cross-X's
+            ``(0.25, 0.5)`` for two. Defaults to None.
+        diversity_loss (dict, optional): Loss that keeps the ``P`` parts of
+            a stage from attending to the same place; None disables it.
+            Defaults to ``dict(type='PartDiversityLoss', loss_weight=1.0)``.
+        diversity_weights (Sequence[float], optional): Per-stage weights;
+            None is 0.2 on the last stage, 1.5 times more on each earlier
+            one, ``(0.3, 0.2)`` for two. At 1.0 it cost the backbone about
+            10 points of top-1 from scratch; at 0.2 the stage-3 maps still
+            correlated at 0.7-0.8. Defaults to None.
+        pred_mode (str): Predict from the ``'fused'`` logits or the ``'sum'``
+            of all (Cross-X). Defaults to ``'fused'``.
+        stage_names (Sequence[str], optional): CPL stage names of the loss
+            keys; None is ``('s3', 's4')`` for two stages. Defaults to None.
+        topk (int | Sequence[int]): Top-k of ``cal_acc``. Defaults to (1, ).
         cal_acc (bool): Whether to log the training accuracy of the fused
             logits. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to
@@ -227,11 +200,7 @@ class SCRIMHead(ClsHead):
         self.diversity_module = _build_optional(diversity_loss)
 
     def _check_inputs(self, feats: CPLOutput) -> None:
-        """Check the CPL output against ``part_channels`` and ``num_parts``.
-
-        Inside a :class:`SCRIMClassifier` they are derived and always agree;
-        in a plain ``ImageClassifier`` they are set by hand.
-        """
+        """Check the neck output (hand-set in a plain ``ImageClassifier``)."""
         expected = tuple((self.num_parts, c) for c in self.part_channels)
         got = tuple(tuple(v.shape[1:]) for v in feats.part_vecs)
         if got != expected:
@@ -264,15 +233,13 @@ class SCRIMHead(ClsHead):
 
         Args:
             feats (CPLOutput): The output of :class:`CPLNeck`.
-            fpl_feats (torch.Tensor, optional): FPL part features of shape
-                ``(B, S, K, fpl_channels)`` with ``S * K = num_fpl_parts``
-                (stage by stage, in pick order); None in the CPL-only
-                mode. Defaults to None.
+            fpl_feats (torch.Tensor, optional): FPL part features
+                ``(B, S, K, fpl_channels)``, ``S * K = num_fpl_parts``, in
+                pick order; None in the CPL-only mode. Defaults to None.
 
         Returns:
-            torch.Tensor: ``concat(global, part vectors of every stage,
-            flattened fpl_feats)``, shape ``(B, in_channels + P *
-            sum(part_channels) + num_fpl_parts * fpl_channels)``.
+            torch.Tensor: ``concat(global, CPL part vectors, fpl_feats)``,
+            ``(B, fused_channels)``.
         """
         self._check_inputs(feats)
         return self._fuse(self._global_feat(feats), feats, fpl_feats)
@@ -303,9 +270,8 @@ class SCRIMHead(ClsHead):
                 Defaults to None.
 
         Returns:
-            dict[str, torch.Tensor]: ``(B, num_classes)`` logits under
-            ``'fused'``, ``'raw'`` (if the raw classifier is enabled) and
-            ``'cpl_<stage>'`` (if the CPL classifiers are enabled).
+            dict[str, torch.Tensor]: ``(B, num_classes)`` logits
+            ``'fused'``, ``'raw'`` and ``'cpl_<stage>'`` (those enabled).
         """
         self._check_inputs(feats)
         global_feat = self._global_feat(feats)
@@ -326,8 +292,7 @@ class SCRIMHead(ClsHead):
             logits (dict[str, torch.Tensor]): From :meth:`forward_all`.
 
         Returns:
-            torch.Tensor: ``(B, num_classes)``: the fused logits, or the
-            sum of every logits (``pred_mode='sum'``).
+            torch.Tensor: ``(B, num_classes)`` fused or summed logits.
         """
         if self.pred_mode == 'fused':
             return logits['fused']
@@ -343,26 +308,20 @@ class SCRIMHead(ClsHead):
     ) -> Dict[str, torch.Tensor]:
         """Compute the losses of the head.
 
-        Hard labels (``gt_label``) and soft ones (``gt_score``, from Mixup
-        or CutMix) are both supported: the cross-entropy terms receive the
-        targets exactly as ``ClsHead`` gives them, the contrastive loss the
-        arg-max class of ``gt_score``.
-
         Args:
             feats (CPLOutput): The output of :class:`CPLNeck`.
-            data_samples (List[DataSample]): The annotations of the batch.
+            data_samples (List[DataSample]): With ``gt_label`` or
+                ``gt_score`` (see :func:`~scrim_mm.models.ops.unpack_targets`).
             fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
                 Defaults to None.
             logits (dict[str, torch.Tensor], optional): The output of
-                :meth:`forward_all` when it has run already. Defaults to
-                None.
+                :meth:`forward_all`, if run already. Defaults to None.
             **kwargs: Passed to the cross-entropy loss modules.
 
         Returns:
             dict[str, torch.Tensor]: ``loss_fused``, ``loss_raw``,
-            ``loss_cpl_<stage>``, ``loss_contrast_<stage>``,
-            ``loss_diversity_<stage>`` (those enabled)
-            and, with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
+            ``loss_{cpl,contrast,diversity}_<stage>`` (those enabled) and,
+            with ``cal_acc``, ``accuracy_top-<k>`` of the fused logits.
         """
         if logits is None:
             logits = self.forward_all(feats, fpl_feats)
@@ -401,8 +360,7 @@ class SCRIMHead(ClsHead):
                 )
             topk = (self.topk,) if isinstance(self.topk, int) else self.topk
             acc = Accuracy.calculate(logits['fused'], target, topk=topk)
-            # One threshold is used, so each top-k gives a one-item list;
-            # log the tensor itself.
+            # One threshold: each top-k gives a one-item list.
             losses.update(
                 {f'accuracy_top-{k}': a[0] for k, a in zip(topk, acc)}
             )
@@ -420,17 +378,15 @@ class SCRIMHead(ClsHead):
         Args:
             feats (CPLOutput): The output of :class:`CPLNeck`.
             data_samples (List[DataSample | None], optional): Samples to
-                fill with ``pred_score`` and ``pred_label``; new ones are
-                created when None. Defaults to None.
+                fill; created when None. Defaults to None.
             fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
                 Defaults to None.
             logits (dict[str, torch.Tensor], optional): The output of
-                :meth:`forward_all` when it has run already. Defaults to
-                None.
+                :meth:`forward_all`, if run already. Defaults to None.
 
         Returns:
-            List[DataSample]: The samples with the softmax scores of
-            :meth:`pred_logits`.
+            List[DataSample]: With ``pred_score`` (the softmax of
+            :meth:`pred_logits`) and ``pred_label``.
         """
         if logits is None:
             logits = self.forward_all(feats, fpl_feats)

@@ -6,9 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-# A finite stand-in for -inf in masked log-sum-exps: exp() of it underflows
-# to exactly 0 in fp32, and unlike -inf it never produces inf - inf = NaN
-# in the logsumexp backward when a whole row is masked.
+# Finite stand-in for -inf in masked log-sum-exps: exp() underflows to 0
+# in fp32, and a fully masked row gives no inf - inf = NaN in backward.
 _NEG_FILL = -1e4
 
 
@@ -16,48 +15,36 @@ _NEG_FILL = -1e4
 class PartContrastiveLoss(nn.Module):
     """Contrastive loss over the part embeddings of a batch.
 
-    The metric constraint of the coarse parts localisation of SCRIM
-    ("Spatial-aware collaborative region mining for fine-grained
-    recognition", Multimedia Tools and Applications, 2024): part features of
-    the same class and the same part must lie closer together.
+    The metric constraint of SCRIM's coarse parts (Multimedia Tools and
+    Applications, 2024): embeddings of the same class and part lie closer.
 
-    - ``mode='mamc'``: the multi-attention multi-class constraint of MAMC
-      (Sun et al., "Multi-Attention Multi-Class Constraint for Fine-grained
-      Image Recognition", ECCV 2018). The ``n = B * P`` L2-normalised
-      embeddings are anchors; for anchor ``(i, p)`` the other embeddings
-      fall into SPSC (same part, same class, other image), SPDC (same part,
-      different class), DPSC (different part, same class, the other parts
-      of image ``i`` included) and DPDC (different part, different class).
-      Three (positive, negative) pairings, SPSC vs SPDC + DPSC + DPDC,
-      SPDC vs DPDC and DPSC vs DPDC, each give the N-pair term
-      ``sum_pos log(1 + sum_neg exp(<a, neg> - <a, pos>))`` per anchor,
-      averaged over the anchors with at least one positive of the pairing
-      (0 when none has); the three are summed. The similarities are the
-      cosines divided by ``temperature``: on raw cosines, bounded in
-      [-1, 1], the loss's minimum is the collapse of the same part of
-      every image onto one point, whatever the class (5.84 against 0.52
-      for class-structured embeddings at 4 classes x 2 images, P = 2,
-      ``temperature=0.1``; 9.55 against 14.9 without it). Sohn's N-pair
-      loss, which MAMC builds on, scales with raw inner products instead.
-    - ``mode='c3s'``: the label-free cross-channel constraint of Cross-X
-      (Luo et al., ICCV 2019). With ``S_ij`` the mean cosine between part
-      ``i`` and part ``j`` over the image pairs ``b != b'`` of the batch
-      (the single image itself when ``B = 1``),
+    - ``mode='mamc'``: MAMC (Sun et al., "Multi-Attention Multi-Class
+      Constraint for Fine-grained Image Recognition", ECCV 2018). Each of
+      the ``B * P`` L2-normalised embeddings is an anchor ``(i, p)`` whose
+      others are SPSC (same part and class, other image), SPDC, DPSC
+      (image ``i`` included) or DPDC. SPSC vs SPDC + DPSC + DPDC, SPDC vs
+      DPDC and DPSC vs DPDC each give the N-pair term
+      ``sum_pos log(1 + sum_neg exp(<a, neg> - <a, pos>))``, averaged over
+      the anchors with a positive; the three are summed. Cosines are
+      divided by ``temperature``: on raw cosines the minimum collapses
+      each part onto one point whatever the class (5.84 against 0.52 for
+      class-structured embeddings at 4 classes x 2 images, P = 2,
+      ``temperature=0.1``; 9.55 against 14.9 without).
+    - ``mode='c3s'``: Cross-X's label-free constraint (Luo et al., ICCV
+      2019): with ``S_ij`` the mean cosine of parts ``i`` and ``j`` over
+      image pairs ``b != b'`` (the image itself when ``B = 1``),
       ``L = sum_i (1 - S_ii) + sum_{i<j} S_ij``.
 
-    The loss is computed in fp32 and is finite in value and gradient for
-    batches where no class repeats, a single image, equal or all-zero
-    embeddings.
+    Computed in fp32; finite in value and gradient when no class repeats,
+    for a single image and for equal or all-zero embeddings.
 
     Args:
         mode (str): ``'mamc'`` or ``'c3s'``. Defaults to ``'mamc'``.
-        temperature (float): Divisor of the cosines in ``'mamc'``, in the
-            range of normalised N-pair variants (0.05-0.1); ``'c3s'``
-            averages cosines and ignores it. Defaults to 0.1.
+        temperature (float): Divisor of the cosines in ``'mamc'`` (0.05-0.1
+            in normalised N-pair variants). Defaults to 0.1.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        eps (float): Lower bound of the norm in the L2 normalisation. It
-            also bounds the gradient of near-zero embeddings by about
-            ``1 / eps``. Defaults to 1e-6.
+        eps (float): Norm floor of the L2 normalisation, which bounds the
+            gradient of near-zero embeddings by ``1 / eps``. Defaults to 1e-6.
     """
 
     MODES = ('mamc', 'c3s')
@@ -92,9 +79,8 @@ class PartContrastiveLoss(nn.Module):
 
         Args:
             embeds (torch.Tensor): Part embeddings, shape ``(B, P, D)``.
-            labels (torch.Tensor, optional): Class indices, shape ``(B, )``.
-                Required by ``'mamc'``, ignored by ``'c3s'``.
-                Defaults to None.
+            labels (torch.Tensor, optional): Class indices ``(B, )``, needed
+                by ``'mamc'`` only. Defaults to None.
 
         Returns:
             torch.Tensor: The weighted scalar loss.
@@ -116,8 +102,7 @@ class PartContrastiveLoss(nn.Module):
                     f'PartContrastiveLoss got {labels.numel()} labels for '
                     f'{embeds.shape[0]} images.'
                 )
-        # Under AMP the similarity matmuls would run in fp16; cosines and
-        # their exponentials are kept in fp32.
+        # Cosines and their exponentials in fp32, also under AMP.
         with torch.autocast(device_type=embeds.device.type, enabled=False):
             x = F.normalize(embeds.float(), dim=-1, eps=self.eps)
             if self.mode == 'mamc':
@@ -132,8 +117,7 @@ class PartContrastiveLoss(nn.Module):
     ) -> torch.Tensor:
         """N-pair term of one pairing, averaged over anchors with positives.
 
-        Uses ``log(1 + sum_neg exp(s_neg - s_pos)) =
-        softplus(logsumexp(s_neg) - s_pos)``, stable for any similarities.
+        ``log(1 + sum exp(s_neg - s_pos)) = softplus(lse(s_neg) - s_pos)``.
         """
         lse = torch.logsumexp(sim.masked_fill(~neg, _NEG_FILL), dim=1)
         terms = F.softplus(lse[:, None] - sim)

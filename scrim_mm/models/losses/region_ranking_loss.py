@@ -10,21 +10,17 @@ from torch import Tensor
 
 @MODELS.register_module()
 class RegionRankingLoss(nn.Module):
-    """Region-ranking loss of the FPL navigator.
+    """Region-ranking loss of the FPL navigator (NTS-Net, ECCV 2018).
 
-    The ranking loss of NTS-Net (Yang et al., "Learning to Navigate for
-    Fine-grained Classification", ECCV 2018), used by the FPL module of SCRIM
-    (Multimedia Tools and Applications, 2024). For every image ``b`` and
-    every ordered pair of regions ``(i, j)`` whose teacher losses satisfy
-    ``L[b, j] > L[b, i]`` (region ``i`` is more informative), the navigator
-    score of ``i`` should exceed that of ``j`` by ``margin``:
+    For every image ``b`` and region pair ``(i, j)`` with teacher losses
+    ``L[b, j] > L[b, i]``, the navigator score of ``i`` should exceed that
+    of ``j`` by ``margin``:
 
     .. math::
         \\mathcal{L} = \\frac{w}{B} \\sum_b \\sum_{(i, j): L_{bj} > L_{bi}}
         \\max(0, m - I_{bi} + I_{bj})
 
-    The teacher losses are detached: they only order the pairs. Computed in
-    float32 whatever the input dtype.
+    The teacher losses only order the pairs (detached). Computed in float32.
 
     Args:
         margin (float): Hinge margin ``m``. Defaults to 1.0.
@@ -40,10 +36,8 @@ class RegionRankingLoss(nn.Module):
         """Compute the loss.
 
         Args:
-            scores (Tensor): Navigator scores ``I`` of the selected regions,
-                shape (B, M).
-            part_losses (Tensor): Teacher losses ``L`` (e.g. per-crop
-                cross-entropy) of the same regions, shape (B, M).
+            scores (Tensor): Navigator scores ``I`` of the regions (B, M).
+            part_losses (Tensor): Their teacher losses ``L`` (B, M).
 
         Returns:
             Tensor: Scalar loss (float32).

@@ -15,19 +15,13 @@ class CPLOutput(NamedTuple):
     """Outputs of :class:`CPLNeck`, one tensor per stage in every field.
 
     Attributes:
-        feats (tuple[torch.Tensor]): The backbone stage maps used,
-            ``(B, C_s, H_s, W_s)``.
-        enhanced (tuple[torch.Tensor]): ``F_s * mean_p(m_p)``, the
-            navigator input of the fine parts localisation,
-            ``(B, C_s, H_s, W_s)``.
-        excitations (tuple[torch.Tensor]): The OSME channel weights ``m_p``,
-            ``(B, P, C_s)``.
-        part_vecs (tuple[torch.Tensor]): The pooled part vectors ``f_p``,
-            ``(B, P, C_s)``.
-        part_embeds (tuple[torch.Tensor]): The projected part embeddings,
-            ``(B, P, D)`` (``D = C_s`` without projection), the input of
-            the part metric loss, cut from the backbone (see
-            :class:`CPLNeck`).
+        feats (tuple[torch.Tensor]): Stage maps ``F``, (B, C_s, H_s, W_s).
+        enhanced (tuple[torch.Tensor]): ``F * mean_p(m_p)``, the FPL
+            navigator input, (B, C_s, H_s, W_s).
+        excitations (tuple[torch.Tensor]): OSME weights ``m_p``, (B, P, C_s).
+        part_vecs (tuple[torch.Tensor]): Part vectors ``f_p``, (B, P, C_s).
+        part_embeds (tuple[torch.Tensor]): Embeddings of the metric loss,
+            cut from the backbone, (B, P, D) (``D = C_s`` unprojected).
     """
 
     feats: Tuple[torch.Tensor, ...]
@@ -53,47 +47,36 @@ def _per_stage(value, num_stages: int, name: str) -> tuple:
 class CPLNeck(BaseModule):
     """Coarse parts localisation (CPL) of SCRIM, one branch per stage.
 
-    SCRIM ("Spatial-aware collaborative region mining for fine-grained
-    recognition", Multimedia Tools and Applications, 2024) places one CPL on
-    each of the last backbone stages. Each CPL is a Cross-X style OSME block
-    (Luo et al., ICCV 2019) giving ``P`` channel excitations ``m_p``; the
-    part map is ``A_p = F * m_p``, the part vector ``f_p = pool(A_p)``,
-    optionally projected to a ``D``-dimensional embedding for the MAMC
-    style metric loss (Sun et al., ECCV 2018).
+    SCRIM (Multimedia Tools and Applications, 2024) places a CPL on each of
+    the last backbone stages: an :class:`OSME` block gives ``P`` channel
+    excitations ``m_p``; the part map is ``A_p = F * m_p``, the part vector
+    ``f_p = pool(A_p)``, optionally projected to a ``D``-dimensional
+    embedding for the part metric loss. Inside a :class:`SCRIMClassifier`
+    ``in_channels`` and ``stage_names`` are derived.
 
-    Inside a :class:`SCRIMClassifier`, ``in_channels`` and ``stage_names``
-    are derived from the backbone (:func:`~scrim_mm.models.wiring.wire`).
-
-    The part metric loss trains OSME and the embedding only: the embeddings
-    are computed from the detached stage maps. Through the backbone (MAMC),
-    it pulled the pooled features to one point per part within the first
-    epoch on the hard demo set (63.9 % top-1 against 75.3 % for the plain
-    backbone). The diversity loss of :class:`SCRIMHead` on the part maps
-    does reach the backbone: on OSME alone it left the stage-4 parts on
-    the same place in 76-95 % of images, and at weight 1.0 the maps still
-    correlated at 0.90-1.00 while fine-tuned SCRIM fell behind its plain
-    backbone on one seed (``docs/part_benchmark.md``).
+    The metric loss trains OSME and the projection only (the embeddings
+    come from the detached stage maps): through the backbone it pulled the
+    pooled features to one point per part within the first epoch on the
+    hard demo set (63.9 % top-1 against 75.3 % for the plain backbone).
+    The diversity loss of :class:`SCRIMHead` does reach the backbone: on
+    OSME alone it left the stage-4 parts on the same place in 76-95 % of
+    images; at weight 1.0 the maps still correlated at 0.90-1.00 and
+    fine-tuned SCRIM fell behind its plain backbone on one seed
+    (``docs/part_benchmark.md``).
 
     Args:
-        in_channels (int | Sequence[int]): Channels of every stage map
-            used (derived inside a :class:`SCRIMClassifier`).
+        in_channels (int | Sequence[int]): Channels of every stage map used.
         num_parts (int): Number of parts ``P`` per stage. Defaults to 2.
-        reduction (int | Sequence[int]): OSME reduction ratio, one for all
-            stages or one per stage. Defaults to 16.
+        reduction (int | Sequence[int]): OSME reduction ratio, shared or per
+            stage. Defaults to 16.
         pool (str | Sequence[str]): Pooling of the part vectors, ``'avg'``
-            or ``'max'``, one for all stages or one per stage.
-            Defaults to ``'avg'``.
-        embed_dims (int, optional): Size ``D`` of the part embeddings; a
-            linear layer ``C_s -> D`` per stage, shared by its parts. None
-            keeps the part vectors as embeddings. Defaults to 512.
-        stage_names (Sequence[str], optional): Names of the stages, used by
-            the heads' loss keys. None: ``'s<i+1>'`` of the backbone's
-            ``out_indices`` inside a :class:`SCRIMClassifier`, else the last
-            stages of a four-stage backbone (``('s3', 's4')`` for two).
-            Defaults to None.
-        in_indices (Sequence[int], optional): Which items of the backbone
-            output tuple to use. None takes the last ``len(in_channels)``.
-            Defaults to None.
+            or ``'max'``, shared or per stage. Defaults to ``'avg'``.
+        embed_dims (int, optional): Size ``D`` of the part embeddings; None
+            keeps the part vectors. Defaults to 512.
+        stage_names (Sequence[str], optional): Stage names of the loss
+            keys; None is ``('s3', 's4')`` for two stages. Defaults to None.
+        in_indices (Sequence[int], optional): Backbone outputs to use; None
+            takes the last ``len(in_channels)``. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -153,12 +136,7 @@ class CPLNeck(BaseModule):
             )
 
     def _select(self, inputs) -> Tuple[torch.Tensor, ...]:
-        """Pick the stage maps from the backbone outputs.
-
-        In mmpretrain's ``ImageClassifier`` nothing has checked
-        ``in_channels`` against the backbone before the first forward pass:
-        a mismatch is reported here.
-        """
+        """Pick the stage maps, checking ``in_channels`` against them."""
         if isinstance(inputs, torch.Tensor):
             inputs = (inputs,)
         inputs = tuple(inputs)
@@ -180,12 +158,10 @@ class CPLNeck(BaseModule):
         """Compute the coarse parts of every stage.
 
         Args:
-            inputs (Sequence[torch.Tensor]): The backbone stage maps,
-                ``(B, C, H, W)`` each.
+            inputs (Sequence[torch.Tensor]): Backbone stage maps (B, C, H, W).
 
         Returns:
-            CPLOutput: Stage maps, enhanced maps, excitations, part vectors
-            and part embeddings, one tensor per stage in every field.
+            CPLOutput: The coarse parts of every stage.
         """
         maps = self._select(inputs)
         enhanced, excitations, part_vecs, part_embeds = [], [], [], []
@@ -193,20 +169,16 @@ class CPLNeck(BaseModule):
             squeeze = x.mean(dim=(2, 3))
             m = self.osmes[i](squeeze)  # (B, P, C)
             enhanced.append(x * m.mean(dim=1)[:, :, None, None])
-            # m_p is one positive scalar per channel (a sigmoid), so it
-            # commutes with pooling over H, W: GAP(F * m_p) = GAP(F) * m_p
-            # and GMP(F * m_p) = GMP(F) * m_p (max of c*x is c*max x for
-            # c > 0). Pooling F once and scaling avoids materialising the
-            # P part maps (P times the memory and bandwidth of F) and gives
-            # the same values and gradients.
+            # m_p > 0 per channel commutes with GAP and GMP over H, W:
+            # pooling F once avoids materialising the P part maps, with the
+            # same values and gradients.
             if self.pools[i] == 'avg':
                 pooled = squeeze
             else:
                 pooled = x.amax(dim=(2, 3))
             part_vecs.append(pooled[:, None, :] * m)
             excitations.append(m)
-            # The metric loss trains OSME and the embedding, not the
-            # backbone: the same values from the detached stage map.
+            # Same values from the detached map (see the class docstring).
             if torch.is_grad_enabled():
                 m = self.osmes[i](squeeze.detach())
             embed_in = pooled.detach()[:, None, :] * m

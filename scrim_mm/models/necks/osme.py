@@ -14,24 +14,19 @@ class OSME(BaseModule):
     """One-squeeze multi-excitation (OSME) channel attention.
 
     The part excitation block of Cross-X (Luo et al., "Cross-X Learning for
-    Fine-Grained Visual Categorization", ICCV 2019), used by the coarse
-    parts localisation (CPL) of SCRIM ("Spatial-aware collaborative region
-    mining for fine-grained recognition", Multimedia Tools and Applications,
-    2024). One squeeze ``z = GAP(F)`` is shared by ``P`` excitations::
+    Fine-Grained Visual Categorization", ICCV 2019), used by SCRIM's CPL.
+    One squeeze ``z = GAP(F)`` feeds ``P`` excitations, stacked so that all
+    parts are one batched contraction::
 
         m_p = sigmoid(W2_p relu(W1_p z)),  W1_p: C -> C/r,  W2_p: C/r -> C
 
-    The weights of the ``P`` excitations are stacked so that every part is
-    computed by one batched contraction, without a Python loop over parts.
-
     Args:
-        in_channels (int): Number of channels ``C`` of the input map.
+        in_channels (int): Channels ``C`` of the input map.
         num_parts (int): Number of parts ``P``. Defaults to 2.
-        reduction (int): Reduction ratio ``r`` of the hidden layer; the
-            hidden width is ``max(1, C // r)``. Defaults to 16.
-        init_cfg (dict, optional): Initialisation config. The weights are
-            initialised like ``nn.Linear`` when it is None.
-            Defaults to None.
+        reduction (int): Reduction ratio ``r``; the hidden width is
+            ``max(1, C // r)``. Defaults to 16.
+        init_cfg (dict, optional): Initialisation config; None initialises
+            like ``nn.Linear``. Defaults to None.
     """
 
     def __init__(
@@ -78,13 +73,10 @@ class OSME(BaseModule):
         """Compute the part excitations.
 
         Args:
-            x (torch.Tensor): A stage map ``(B, C, H, W)``, or its global
-                average pooled squeeze ``(B, C)`` when the caller already
-                has it.
+            x (torch.Tensor): A stage map (B, C, H, W) or its squeeze (B, C).
 
         Returns:
-            torch.Tensor: The excitations ``m_p`` in (0, 1), shape
-            ``(B, P, C)``.
+            torch.Tensor: The excitations ``m_p`` in (0, 1), ``(B, P, C)``.
         """
         if x.dim() == 4:
             z = x.mean(dim=(2, 3))

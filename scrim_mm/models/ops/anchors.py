@@ -42,14 +42,14 @@ def num_anchors_per_level(
     """Number of anchor types (scales x ratios) at every level.
 
     Args:
-        scales (Sequence[float] | Sequence[Sequence[float]]): Scales shared by
-            all levels, or one sequence per level.
+        scales (Sequence[float] | Sequence[Sequence[float]]): Scales, shared
+            or one sequence per level.
         ratios (Sequence[float] | Sequence[Sequence[float]]): Aspect ratios
-            (width / height) shared by all levels, or one sequence per level.
+            (w / h), shared or one sequence per level.
         num_levels (int): Number of pyramid levels.
 
     Returns:
-        List[int]: ``len(scales[l]) * len(ratios[l])`` for every level ``l``.
+        List[int]: ``len(scales[l]) * len(ratios[l])`` for every level.
     """
     scales = _per_level(scales, num_levels, 'scales')
     ratios = _per_level(ratios, num_levels, 'ratios')
@@ -67,43 +67,31 @@ def generate_anchors(
 ) -> Tensor:
     """Generate the anchors of all pyramid levels for one input size.
 
-    Follows the anchor layout of NTS-Net (Yang et al., "Learning to Navigate
-    for Fine-grained Classification", ECCV 2018), as used by the FPL module of
-    SCRIM (Multimedia Tools and Applications, 2024), but computed for any
-    input size.
-
-    Level ``l`` has ``ceil(H / strides[l]) x ceil(W / strides[l])`` positions
-    (the output size of a chain of padding-1, stride-2 3x3 convolutions on the
-    stride ``strides[0]`` map), centred at ``strides[l] / 2 + k * strides[l]``.
-    At every position there is one anchor per (scale, ratio) pair with
-    height ``sizes[l] * scale / sqrt(ratio)`` and width
-    ``sizes[l] * scale * sqrt(ratio)``.
-
-    Order of the returned anchors (it matches :class:`Navigator`'s flattened
-    scores): level by level; inside a level row by row (``y``), then column by
-    column (``x``), then anchor type, the type index being
+    NTS-Net's anchor layout (Yang et al., ECCV 2018) for any input size.
+    Level ``l`` has ``ceil(H / strides[l]) x ceil(W / strides[l])``
+    positions (the output of padding-1, stride-2 3x3 convs), centred at
+    ``strides[l] / 2 + k * strides[l]``, each with one anchor per
+    (scale, ratio) of height ``sizes[l] * scale / sqrt(ratio)`` and width
+    ``sizes[l] * scale * sqrt(ratio)``. The order matches
+    :class:`Navigator`'s scores: level, row ``y``, column ``x``, then type
     ``scale_index * len(ratios[l]) + ratio_index``.
 
     Args:
-        img_shape (Tuple[int, int]): Network input size ``(H, W)`` in pixels.
-        strides (Sequence[int]): Stride of every level. ``strides[0]`` is the
-            stride of the feature map fed to the navigator; the input size
-            must be divisible by it.
+        img_shape (Tuple[int, int]): Network input size ``(H, W)``; should
+            suit the strides (:func:`input_size_problem`).
+        strides (Sequence[int]): Stride of every level; ``strides[0]`` is
+            that of the navigator's input map.
         sizes (Sequence[float]): Base anchor size of every level in pixels.
         scales (Sequence[float] | Sequence[Sequence[float]]): Anchor scales,
-            shared by all levels or one sequence per level.
+            shared or one sequence per level.
         ratios (Sequence[float] | Sequence[Sequence[float]]): Aspect ratios
-            (width / height), shared by all levels or one sequence per level.
-        device (torch.device | str, optional): Device of the result.
-            Defaults to None (CPU).
+            (w / h), shared or one sequence per level.
+        device (torch.device | str, optional): Defaults to None (CPU).
         dtype (torch.dtype): dtype of the result. Defaults to torch.float32.
 
     Returns:
-        Tensor: Anchors of shape (A, 4), ``(x1, y1, x2, y2)`` in input pixels.
-        Boxes may extend beyond the image.
-
-    The input should suit the strides (:func:`input_size_problem`); the
-    anchors tile ``H // strides[0]`` by ``W // strides[0]`` positions.
+        Tensor: (A, 4) ``(x1, y1, x2, y2)`` in input pixels, possibly
+        beyond the image.
 
     Raises:
         ValueError: If the settings are inconsistent.
@@ -153,11 +141,10 @@ def generate_anchors(
     return torch.cat(anchors).to(device=device, dtype=dtype)
 
 
-#: Widest square box of a kept anchor level, as a fraction of the smaller
-#: input side. NTS-Net's stage-4 pyramid at 448 px reaches 304 px boxes,
-#: and at 128 px its first level alone (60-76 px) let the best region
-#: "contain" the part in 44 % of images by chance (part benchmark): a
-#: region as large as the image localises nothing.
+#: Widest square box of a kept anchor level over the smaller input side.
+#: A region as large as the image localises nothing: at 128 px, NTS-Net's
+#: first stage-4 level (60-76 px) let the best region "contain" the part
+#: in 44 % of images by chance (part benchmark).
 MAX_REGION_FRAC = 0.4
 
 
@@ -169,13 +156,12 @@ def fit_anchor_levels(
 ) -> Tuple[int, List[float]]:
     """Fit the anchor levels of one stage to an input size.
 
-    The levels are kept from the first on while their widest square box,
+    Levels are kept from the first on while their widest square box,
     ``size * max(scales)``, is at most ``max_frac`` of the smaller input
-    side. When not even the first one is, it is kept with its size shrunk
-    so that its widest square box is exactly that wide. At 448 px this
-    drops only the last level of NTS-Net's stage-4 pyramid (192-304 px
-    boxes); at 128 px stage 3 keeps its first level (30-38 px boxes) and
-    stage 4 its first, shrunk to 40-51 px boxes from 60-76 px.
+    side; if none is, the first is kept, shrunk to that width. At 448 px
+    this drops the last level of NTS-Net's stage-4 pyramid (192-304 px);
+    at 128 px stage 4 keeps its first level, shrunk from 60-76 px to
+    40-51 px.
 
     Args:
         sizes (Sequence[float]): Base size of every level.
@@ -186,9 +172,8 @@ def fit_anchor_levels(
             Defaults to :data:`MAX_REGION_FRAC`.
 
     Returns:
-        Tuple[int, List[float]]: The number of kept levels (the first
-        ones), and the sizes of all levels (the first one shrunk when it
-        did not fit).
+        Tuple[int, List[float]]: The number of kept (first) levels, and the
+        sizes of all levels, the first shrunk if it did not fit.
     """
     scales = _per_level(scales, len(sizes), 'scales')
     limit = max_frac * min(int(img_shape[0]), int(img_shape[1]))
@@ -209,10 +194,9 @@ def input_size_problem(
 ) -> Optional[str]:
     """What is wrong with an input size for the FPL stage strides.
 
-    The one check of the rule: each stage map must tile the input exactly,
-    so both sides are positive multiples of every stage stride. The model
-    (:meth:`FPLHead.select`) and the start-up check of a config
-    (:mod:`scrim_mm.utils.config_check`) both call it.
+    The one check of the rule, used by :meth:`FPLHead.select` and
+    :mod:`scrim_mm.utils.config_check`: both sides must be positive
+    multiples of every stage stride.
 
     Args:
         height (int): Input height.
@@ -220,9 +204,8 @@ def input_size_problem(
         strides (Sequence[int]): The stage strides.
 
     Returns:
-        str | None: None when the size suits; else the problem and its
-        fix, e.g. ``'the FPL stage strides (16, 32) need multiples of 32;
-        resize or crop to a multiple of 32 (e.g. 96 or 128)'``.
+        str | None: None when the size suits, else the problem and its
+        fix: ``'the FPL stage strides (16, 32) need multiples of 32; ...'``.
     """
     step = math.lcm(*(int(s) for s in strides))
     if height % step == 0 and width % step == 0 and min(height, width) > 0:

@@ -7,14 +7,11 @@ import torch
 def part_attention_maps(
     feat: torch.Tensor, excitations: torch.Tensor
 ) -> torch.Tensor:
-    """Channel means of the part maps ``A_p = F * m_p``.
-
-    Computed as one contraction, without materialising the ``P`` part maps.
+    """Channel means of the part maps ``A_p = F * m_p``, in one contraction.
 
     Args:
         feat (torch.Tensor): A stage map ``F`` (B, C, H, W).
-        excitations (torch.Tensor): The OSME excitations ``m_p``
-            (B, P, C).
+        excitations (torch.Tensor): OSME excitations ``m_p`` (B, P, C).
 
     Returns:
         torch.Tensor: ``mean_c(F * m_p)`` for every part, (B, P, H, W).

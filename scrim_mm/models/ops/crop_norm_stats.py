@@ -14,22 +14,17 @@ _STATS = ('running_mean', 'running_var', 'num_batches_tracked')
 class CropNormStats(nn.Module):
     """Running statistics of a backbone's batch norms for the crop pass.
 
-    SCRIM runs the shared backbone twice per step: on the full images and on
-    the zoomed crops of the fine parts. The two passes see very different
-    statistics (crops are smaller and zoomed in), yet batch norm keeps one
-    running mean and variance, updated alternately by both. At test time
-    the full images are then normalised with a mixture of full-image and
-    crop statistics, which costs accuracy; measured on the hard demo set,
-    recomputing the statistics from full images alone raised the raw
-    classifier's top-1 from 27 % to 50 %. This module keeps a second set of
-    running statistics, used (and updated) only while the crops go through
-    the backbone; the weights stay shared. They start as a copy of the
-    backbone's statistics at the first crop pass in training (the
-    pretrained ones when fine-tuning).
+    SCRIM runs the shared backbone on the full images and on the zoomed
+    crops, whose statistics differ; with one set of running statistics,
+    test images are normalised with a mixture of both. On the hard demo
+    set, recomputing them from full images alone raised the raw
+    classifier's top-1 from 27 % to 50 %. This module keeps a second set,
+    swapped in (and updated) only for the crop pass; the weights stay
+    shared. It starts as a copy of the backbone's at the first training
+    crop pass (the pretrained statistics when fine-tuning).
 
     Args:
-        backbone (nn.Module): The backbone whose batch norms get a crop
-            copy of their running statistics.
+        backbone (nn.Module): The backbone whose batch norms get crop stats.
     """
 
     def __init__(self, backbone: nn.Module) -> None:

@@ -16,32 +16,23 @@ def crop_regions(
 ) -> Tensor:
     """Cut boxes out of the input images and resize them, in one op.
 
-    The crop step of NTS-Net (Yang et al., ECCV 2018) as used by SCRIM's FPL
-    (Multimedia Tools and Applications, 2024). NTS-Net zero-padded the
-    normalised image and resized integer crops bilinearly; here a single
-    :func:`torchvision.ops.roi_align` call (``aligned=True``: a box
-    ``(x1, y1, x2, y2)`` covers the continuous pixel range, pixel ``i``
-    spanning ``[i, i + 1)``) samples every output bin bilinearly at
-    ``sampling_ratio ** 2`` points and averages them. Sampling points more
-    than half a pixel outside the image read zeros (zero padding of the
-    normalised input, as NTS-Net); points closer to the image read the
-    border pixel (roi_align clamps them).
-
-    The result is detached: no gradient flows to the boxes (or whatever
-    produced them) nor to the inputs.
+    NTS-Net's crop step (Yang et al., ECCV 2018) as one
+    :func:`torchvision.ops.roi_align` call (``aligned=True``: pixel ``i``
+    spans ``[i, i + 1)``), averaging ``sampling_ratio ** 2`` bilinear
+    samples per bin. Samples more than half a pixel outside the image read
+    zeros (NTS-Net's zero padding of the normalised input); closer ones
+    read the border pixel. The result is detached from boxes and inputs.
 
     Args:
-        inputs (Tensor): Images of shape (B, C, H, W).
-        boxes (Tensor): Boxes of shape (B, N, 4), ``(x1, y1, x2, y2)`` in
-            input pixels; they may extend beyond the image.
-        out_size (int | Sequence[int]): Output size ``(h, w)``, or one int
-            for a square output.
-        sampling_ratio (int): Sampling points per bin and axis. Defaults
-            to 2.
+        inputs (Tensor): Images (B, C, H, W).
+        boxes (Tensor): Boxes (B, N, 4), ``(x1, y1, x2, y2)`` in input
+            pixels; they may extend beyond the image.
+        out_size (int | Sequence[int]): Output size ``(h, w)`` or one int.
+        sampling_ratio (int): Sampling points per bin and axis.
+            Defaults to 2.
 
     Returns:
-        Tensor: Crops of shape (B * N, C, h, w), ordered image-major
-        (``b * N + n``).
+        Tensor: Crops (B * N, C, h, w), image-major (``b * N + n``).
     """
     if inputs.dim() != 4:
         raise ValueError(
@@ -60,10 +51,9 @@ def crop_regions(
         out_size = (out_size, out_size)
     out_size = (int(out_size[0]), int(out_size[1]))
     num_imgs, num_boxes = boxes.shape[:2]
-    # Image index of every box. ``expand`` rather than
-    # ``repeat_interleave(num_boxes)``: under ``torch.jit.trace`` (the FLOP
-    # counter, ONNX export) ``num_boxes`` is a CPU tensor, which
-    # ``repeat_interleave`` refuses next to CUDA inputs.
+    # Image index of every box. ``expand``, not ``repeat_interleave``:
+    # under jit.trace (FLOP counter, ONNX) ``num_boxes`` is a CPU tensor,
+    # which ``repeat_interleave`` refuses next to CUDA inputs.
     batch_idx = (
         torch.arange(num_imgs, device=boxes.device, dtype=inputs.dtype)
         .view(-1, 1)

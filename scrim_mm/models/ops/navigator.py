@@ -12,24 +12,16 @@ from torch import Tensor
 class Navigator(BaseModule):
     """Convolutional tower scoring the anchors of a feature pyramid.
 
-    The navigator of NTS-Net (Yang et al., "Learning to Navigate for
-    Fine-grained Classification", ECCV 2018), used by the FPL module of SCRIM
-    (Multimedia Tools and Applications, 2024): a 3x3 stride-1 conv
-    (``in_channels -> feat_channels``) gives level 1, each further level is a
-    3x3 stride-2 conv with padding 1 (so a map of size ``h`` becomes
-    ``ceil(h / 2)``), all followed by ReLU; a 1x1 conv per level gives one
-    score per anchor type and location.
-
-    Scores are flattened in the order of
-    :func:`~scrim_mm.models.ops.generate_anchors`: level by level, then
-    ``y``, ``x``, then anchor type.
+    NTS-Net's navigator (Yang et al., ECCV 2018): a 3x3 stride-1 conv gives
+    level 1, each further level a 3x3 stride-2 padding-1 conv, all with
+    ReLU; a 1x1 conv per level scores every anchor type and location, in
+    the order of :func:`~scrim_mm.models.ops.generate_anchors`.
 
     Args:
         in_channels (int): Channels of the input feature map.
         feat_channels (int): Channels of the tower. Defaults to 128.
         num_anchors_per_level (Sequence[int]): Anchor types per location at
-            every level; its length is the number of levels. Defaults to
-            (6, 6, 9).
+            every level, one per level. Defaults to (6, 6, 9).
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None (PyTorch's default initialisation).
     """
@@ -70,10 +62,10 @@ class Navigator(BaseModule):
         """Score every anchor.
 
         Args:
-            x (Tensor): Feature map of shape (B, in_channels, h, w).
+            x (Tensor): Feature map (B, in_channels, h, w).
 
         Returns:
-            Tensor: Scores of shape (B, A), ``A = sum_l h_l * w_l * n_l``.
+            Tensor: Scores (B, A), ``A = sum_l h_l * w_l * n_l``.
         """
         scores = []
         for conv, score_conv in zip(self.convs, self.score_convs):

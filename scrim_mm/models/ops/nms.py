@@ -6,15 +6,7 @@ from torch import Tensor
 
 
 def _iou_one_to_many(box: Tensor, boxes: Tensor) -> Tensor:
-    """IoU between one box per image and many boxes.
-
-    Args:
-        box (Tensor): Shape (B, 4), ``(x1, y1, x2, y2)``.
-        boxes (Tensor): Shape (A, 4) or (B, A, 4).
-
-    Returns:
-        Tensor: Shape (B, A).
-    """
+    """IoU (B, A) of one box (B, 4) per image with (A, 4) or (B, A, 4)."""
     box = box[:, None, :]  # (B, 1, 4)
     inter_w = (
         torch.minimum(box[..., 2], boxes[..., 2])
@@ -35,34 +27,25 @@ def batched_hard_nms(
 ) -> Tensor:
     """Greedy hard NMS on every image of a batch, returning ``max_num`` picks.
 
-    The selection of NTS-Net (Yang et al., ECCV 2018) used by SCRIM's FPL
-    (Multimedia Tools and Applications, 2024): per image, boxes are visited
-    in descending score order and a box is kept while its IoU with every
-    kept box is below ``iou_thr``; selection stops after ``max_num`` boxes.
-
-    Only the ``max_num`` picks are looped over; each pick is a handful of
-    batched tensor ops on ``(B, A)`` tensors, so nothing leaves the device and
-    nothing synchronises with the host. Everything is computed in float32
-    (the inputs are cast; only element-wise ops are used, which autocast
-    leaves alone).
-
-    If fewer than ``max_num`` boxes survive the suppression, the remaining
-    slots are filled with the best-scoring boxes not picked yet (suppressed
-    ones included), in descending score order, so the output always has
-    ``max_num`` distinct indices per image. Ties are broken by the lower
-    index; NaN scores count as ``-inf``.
+    NTS-Net's selection (Yang et al., ECCV 2018): boxes are visited in
+    descending score order, and one is kept while its IoU with every kept
+    box is below ``iou_thr``, up to ``max_num``. Only the picks are looped
+    over, each a few batched float32 ops on ``(B, A)`` tensors: nothing
+    leaves the device or synchronises with the host. If fewer than
+    ``max_num`` survive, the best unpicked boxes (suppressed included) fill
+    the rest, so every image gets ``max_num`` distinct indices. Ties go to
+    the lower index; NaN scores count as ``-inf``.
 
     Args:
-        boxes (Tensor): Boxes ``(x1, y1, x2, y2)``, shape (A, 4) shared by the
-            whole batch, or (B, A, 4).
-        scores (Tensor): Scores of shape (B, A). Not differentiated through.
+        boxes (Tensor): Boxes ``(x1, y1, x2, y2)``, (A, 4) shared by the
+            batch or (B, A, 4).
+        scores (Tensor): Scores (B, A); not differentiated through.
         iou_thr (float): A box is suppressed when its IoU with a kept box is
             ``>= iou_thr``.
-        max_num (int): Number of boxes to return per image, at most ``A``.
+        max_num (int): Number of boxes per image, at most ``A``.
 
     Returns:
-        Tensor: Long indices into the A boxes, shape (B, max_num), in pick
-        order.
+        Tensor: (B, max_num) long indices into the boxes, in pick order.
     """
     if scores.dim() != 2:
         raise ValueError(

@@ -12,18 +12,16 @@ def unpack_targets(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Stack the targets of a batch as ``ClsHead`` does, plus index labels.
 
-    Batch augments such as Mixup and CutMix replace ``gt_label`` by a soft
-    ``gt_score``. The cross-entropy terms take that soft target as it is;
-    the terms that need one class per image (the part-contrastive loss, the
-    FPL teacher and ranking) take its arg-max.
+    Mixup / CutMix replace ``gt_label`` by a soft ``gt_score``: the
+    cross-entropy terms take it as it is, the terms that need one class
+    (part-contrastive loss, FPL teacher and ranking) its arg-max.
 
     Args:
         data_samples (List[DataSample]): The annotations of the batch.
 
     Returns:
-        tuple[Tensor, Tensor]: ``(target, labels)``: ``target`` is (B,) class
-        indices or (B, num_classes) scores; ``labels`` is always (B,) class
-        indices.
+        tuple[Tensor, Tensor]: ``target``, (B,) class indices or
+        (B, num_classes) scores, and ``labels``, always (B,) indices.
     """
     if 'gt_score' in data_samples[0]:
         target = torch.stack([s.gt_score for s in data_samples])

@@ -10,21 +10,13 @@ from mmpretrain.structures import DataSample
 class SCRIMAverageClsScoreTTA(AverageClsScoreTTA):
     """Average the class scores of the views; regions of the plain view.
 
-    Test-time augmentation for SCRIM ("Spatial-aware collaborative region
-    mining for fine-grained recognition", Multimedia Tools and
-    Applications, 2024), used by ``tools/test.py --tta``. mmpretrain's
-    :class:`AverageClsScoreTTA` copies the first view's sample and replaces
-    only its ``pred_score``: ``pred_label`` stays the first view's, and the
-    regions (``pred_boxes``, ``pred_box_scores``, ``pred_box_stages``) and
-    metainfo are those of whichever view comes first (the flipped one in
-    mmpretrain's default ``tta_pipeline``). This class:
-
-    * averages ``pred_score`` over the views, as mmpretrain does;
-    * sets ``pred_label`` to the arg-max of the average;
-    * keeps every other field and the metainfo of the first view that is
-      not flipped (``flip`` false or missing in its metainfo), else of the
-      first view, so the regions are the un-flipped image's and map back
-      to the original image as without TTA.
+    TTA for SCRIM (``tools/test.py --tta``). mmpretrain's
+    :class:`AverageClsScoreTTA` replaces only ``pred_score`` of the first
+    view's sample, keeping its ``pred_label``, regions and metainfo (the
+    flipped view's in the default ``tta_pipeline``). This class averages
+    ``pred_score``, sets ``pred_label`` to its arg-max, and keeps the other
+    fields and metainfo of the first un-flipped view (else the first), so
+    the regions map back to the original image as without TTA.
 
     Args:
         module (dict | nn.Module): The tested model.
@@ -35,14 +27,7 @@ class SCRIMAverageClsScoreTTA(AverageClsScoreTTA):
     def _merge_single_sample(
         self, data_samples: List[DataSample]
     ) -> DataSample:
-        """Merge the views of one image.
-
-        Args:
-            data_samples (List[DataSample]): The predictions of its views.
-
-        Returns:
-            DataSample: The merged prediction.
-        """
+        """Merge the predictions of the views of one image."""
         base = next(
             (s for s in data_samples if not s.metainfo.get('flip', False)),
             data_samples[0],
