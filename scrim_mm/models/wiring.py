@@ -21,8 +21,14 @@ PROBE_SIZE = (512, 512)
 
 
 class BackboneStage(NamedTuple):
-    """One NCHW output of a backbone: ``'s<i+1>'`` after its
-    ``out_indices``, channels, and stride (None when not a whole number)."""
+    """One NCHW output of a backbone.
+
+    Attributes:
+        name (str): ``'s<i+1>'`` after the backbone's ``out_indices``.
+        channels (int): Number of channels.
+        stride (int | None): Input size over map size; None when it is not
+            a whole number.
+    """
 
     name: str
     channels: int
@@ -30,7 +36,14 @@ class BackboneStage(NamedTuple):
 
 
 def default_stage_names(num_stages: int) -> Tuple[str, ...]:
-    """The last ``num_stages`` of a four-stage backbone: ``('s3', 's4')``."""
+    """Names of the last stages of a four-stage backbone.
+
+    Args:
+        num_stages (int): Number of stages.
+
+    Returns:
+        tuple[str]: ``('s3', 's4')`` for two, ``'s1'``... for more than 4.
+    """
     last = max(4, num_stages)
     return tuple(f's{i + 1}' for i in range(last - num_stages, last))
 
@@ -41,6 +54,12 @@ def probe_backbone(backbone: nn.Module) -> List[BackboneStage]:
     Meta stand-ins of the parameters and buffers compute shapes only (a
     fraction of a second even for Swin-L); a backbone that cannot run on
     ``meta`` runs on a blank 256 x 256 image where its parameters are.
+
+    Args:
+        backbone (nn.Module): A built backbone; left as it was.
+
+    Returns:
+        list[BackboneStage]: One per output, in output order.
 
     Raises:
         ValueError: The dry run fails or gives no NCHW stage maps.
@@ -101,8 +120,18 @@ def stage_indices(
     in_indices: Optional[Sequence[int]] = None,
     in_channels: Optional[Sequence[int]] = None,
 ) -> List[int]:
-    """The backbone outputs a CPL neck uses: ``in_indices``, else the last
-    ``len(in_channels)``, else all of them.
+    """The backbone outputs a CPL neck uses.
+
+    Args:
+        num_outputs (int): Number of backbone outputs.
+        in_indices (Sequence[int], optional): The neck's ``in_indices``.
+            Defaults to None.
+        in_channels (Sequence[int], optional): The neck's ``in_channels``:
+            without ``in_indices`` the last ``len(in_channels)`` outputs;
+            all of them when both are None. Defaults to None.
+
+    Returns:
+        list[int]: Non-negative output indices.
 
     Raises:
         ValueError: The backbone gives too few outputs.
@@ -264,7 +293,19 @@ def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> int:
 
 
 def build_part(cfg: Optional[dict], path: str) -> Optional[nn.Module]:
-    """Build a part; an error on a config key gets its path prefixed."""
+    """Build a part of the model.
+
+    A ``ValueError`` that starts with a key the config gives
+    (``crop_size=...``) is raised again with the config path in front
+    (``model.fpl_head.crop_size=...``).
+
+    Args:
+        cfg (dict, optional): The wired config; None is passed through.
+        path (str): Its config key, e.g. ``'model.fpl_head'``.
+
+    Returns:
+        nn.Module | None: The module.
+    """
     if cfg is None:
         return None
     try:
