@@ -16,6 +16,7 @@ import os.path as osp
 import shutil
 from typing import Optional
 
+import torch
 from mmengine.config import Config
 
 #: Settings of the pretraining run (the cache key with the config's
@@ -75,8 +76,9 @@ def make_pretrained_backbone(
     """Train the plain backbone on the pretraining set, once.
 
     The checkpoint is cached in ``work_dir`` with a record of the settings
-    (backbone, input size, epochs, set size, seed) and of the pretraining
-    top-1; a later call with the same settings returns it untouched.
+    (backbone, input size, pipeline, optimizer and schedule, torch's thread
+    count, epochs, set size, seed) and of the pretraining top-1; a later
+    call with the same settings returns it untouched.
 
     Args:
         cfg (Config): The SCRIM config of the benchmark; its backbone and
@@ -100,10 +102,16 @@ def make_pretrained_backbone(
     from ..utils import add_rng_state_hook, use_scrim_image_loader
 
     img_size = _input_size(cfg)
+    # Everything the checkpoint depends on: the optimizer and schedule it
+    # trains with, and the thread count (CPU runs are deterministic for one
+    # thread count only).
     settings = dict(
         backbone=cfg.model.backbone.to_dict(),
         img_size=img_size,
         train_pipeline=_train_pipeline(cfg),
+        optim_wrapper=cfg.optim_wrapper.to_dict(),
+        param_scheduler=list(cfg.get('param_scheduler') or []),
+        threads=torch.get_num_threads(),
         epochs=epochs,
         train_per_class=train_per_class,
         test_per_class=test_per_class,
@@ -111,7 +119,7 @@ def make_pretrained_backbone(
     )
     settings['backbone'].pop('init_cfg', None)
     # As the record reads back (tuples become lists).
-    settings = json.loads(json.dumps(settings))
+    settings = json.loads(json.dumps(settings, default=str))
     ckpt = osp.join(work_dir, CHECKPOINT_NAME)
     record = osp.join(work_dir, _RECORD)
     if osp.isfile(ckpt) and osp.isfile(record):

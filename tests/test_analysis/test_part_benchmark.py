@@ -2,6 +2,7 @@
 """The part benchmark (``tools/analysis/part_benchmark.py``) end to end."""
 
 import copy
+import json
 import os
 import os.path as osp
 import re
@@ -270,6 +271,21 @@ def test_pretrained_backbone_is_made_once_and_loaded(repo_root, tmp_path):
         ckpt
     )
     assert os.stat(ckpt).st_mtime_ns == stamp
+    # the record names what the weights depend on; another optimizer
+    # trains again
+    with open(tmp_path / 'pre' / 'pretrained.json') as f:
+        settings = json.load(f)['settings']
+    assert settings['threads'] == torch.get_num_threads()
+    assert settings['optim_wrapper']['optimizer']['lr'] == (
+        cfg.optim_wrapper.optimizer.lr
+    )
+    other = copy.deepcopy(cfg)
+    other.optim_wrapper.optimizer.lr = 0.01
+    assert (
+        make_pretrained_backbone(other, str(tmp_path / 'pre'), **kwargs)
+        == ckpt
+    )
+    assert os.stat(ckpt).st_mtime_ns != stamp
     # the pretraining task has its own 8 classes, none of the hard set's
     plain = pretrain_config(cfg, kwargs['data_root'], 1, 0)
     assert plain.model.head.num_classes == 8
