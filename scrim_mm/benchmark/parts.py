@@ -85,25 +85,30 @@ def part_ranges(model: nn.Module) -> Iterator[None]:
     patched = []
 
     def wrap(obj, attr: str, part) -> None:
+        """Run ``obj.attr`` inside the range of ``part`` (a name, or a
+        function giving it at call time)."""
         method = getattr(obj, attr)
 
         def ranged(*args, **kwargs):
             name = part() if callable(part) else part
-            if name is None:
-                in_crops[0] = True
-            context = (
-                nullcontext()
-                if name is None
-                else (record_function(RANGE_PREFIX + name))
-            )
-            try:
-                with context:
-                    return method(*args, **kwargs)
-            finally:
-                if name is None:
-                    in_crops[0] = False
+            with record_function(RANGE_PREFIX + name):
+                return method(*args, **kwargs)
 
         setattr(obj, attr, ranged)
+        patched.append((obj, attr))
+
+    def mark_crops(obj, attr: str) -> None:
+        """Flag the backbone calls made inside ``obj.attr`` as crops."""
+        method = getattr(obj, attr)
+
+        def flagged(*args, **kwargs):
+            in_crops[0] = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                in_crops[0] = False
+
+        setattr(obj, attr, flagged)
         patched.append((obj, attr))
 
     fpl = getattr(model, 'fpl_head', None)
@@ -116,7 +121,7 @@ def part_ranges(model: nn.Module) -> Iterator[None]:
     wrap(model.head, 'forward_all', 'heads')
     wrap(model.head, 'loss', 'losses')
     if fpl is not None:
-        wrap(model, 'encode_crops', None)
+        mark_crops(model, 'encode_crops')
         wrap(fpl, 'forward', 'anchors_nms')
         for navigator in fpl.navigators:
             wrap(navigator, 'forward', 'navigator')

@@ -157,6 +157,24 @@ def stage_indices(
     return list(range(num_outputs - len(in_channels), num_outputs))
 
 
+def neck_stages(
+    neck: dict, stages: Sequence[BackboneStage]
+) -> List[BackboneStage]:
+    """The backbone outputs a CPL neck config uses.
+
+    Args:
+        neck (dict): The neck config (``in_indices``, ``in_channels``).
+        stages (Sequence[BackboneStage]): From :func:`probe_backbone`.
+
+    Returns:
+        list[BackboneStage]: The outputs the neck reads, in its order.
+    """
+    channels = neck.get('in_channels')
+    channels = (channels,) if isinstance(channels, int) else channels
+    picked = stage_indices(len(stages), neck.get('in_indices'), channels)
+    return [stages[i] for i in picked]
+
+
 def _plain(value):
     """Lists as tuples (recursively), for comparison and messages."""
     if isinstance(value, (list, tuple)):
@@ -226,10 +244,7 @@ def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> int:
     source = f'the backbone ({type(backbone).__name__}' + (
         ')' if indices is None else f', out_indices={_plain(indices)})'
     )
-    given = neck.get('in_channels')
-    given = (given,) if isinstance(given, int) else given
-    picked = stage_indices(len(stages), neck.get('in_indices'), given)
-    picked = [stages[i] for i in picked]
+    picked = neck_stages(neck, stages)
     channels = tuple(s.channels for s in picked)
     where = f'the channels of the stage maps of {source}'
     _settle(neck, 'in_channels', channels, 'model.neck', where)

@@ -344,7 +344,7 @@ def _derived_strides(
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from scrim_mm.models.wiring import probe_backbone, stage_indices
+    from scrim_mm.models.wiring import neck_stages, probe_backbone
 
     backbone_cfg = dict(model_cfg.get('backbone') or {})
     # Never fetch pretrained weights for a dry run.
@@ -354,12 +354,10 @@ def _derived_strides(
     try:
         with DefaultScope.overwrite_default_scope(scope):
             backbone = MODELS.build(backbone_cfg)
-        stages = probe_backbone(backbone)
-        neck = model_cfg.get('neck') or {}
-        channels = neck.get('in_channels')
-        channels = (channels,) if isinstance(channels, int) else channels
-        picked = stage_indices(len(stages), neck.get('in_indices'), channels)
-        return tuple(stages[i].stride for i in picked)
+        picked = neck_stages(
+            model_cfg.get('neck') or {}, probe_backbone(backbone)
+        )
+        return tuple(stage.stride for stage in picked)
     except Exception:
         return None
 
