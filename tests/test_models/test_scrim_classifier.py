@@ -449,6 +449,31 @@ def test_stages_follow_out_indices():
     assert model.fpl_head.in_channels == (128, 512)
 
 
+def test_backbone_without_whole_strides_needs_stage_strides(monkeypatch):
+    """A backbone whose maps do not tile the dry-run input gives no stride
+    to derive: the FPL head's strides must then be set, and the message
+    says so."""
+    from scrim_mm.models import wiring
+
+    def probe(backbone):
+        return [
+            BackboneStage(s.name, s.channels, None)
+            for s in probe_backbone(backbone)
+        ]
+
+    monkeypatch.setattr(wiring, 'probe_backbone', probe)
+    cfg = scrim_cfg(R18)
+    with pytest.raises(ValueError) as err:
+        build(cfg)
+    assert str(err.value).startswith(
+        'model.fpl_head.stage_strides=None: the stage maps of the backbone '
+        '(ResNet, out_indices=(2, 3)) have no whole stride on a 512x512 '
+        'input; set model.fpl_head.stage_strides'
+    )
+    cfg['fpl_head']['stage_strides'] = (16, 32)
+    assert build(cfg).fpl_head.stage_strides == (16, 32)
+
+
 def test_teacher_image_feature_is_the_backbone_last_output(monkeypatch):
     """neck.in_indices leaving out the backbone's last output: the teachers
     learn on the whole image from the pooled last output, the
