@@ -21,14 +21,9 @@ PROBE_SIZE = (512, 512)
 
 
 class BackboneStage(NamedTuple):
-    """One NCHW output of a backbone.
-
-    Attributes:
-        name (str): ``'s<i+1>'`` after the backbone's ``out_indices``.
-        channels (int): Number of channels.
-        stride (int | None): Input size over map size; None when it is not
-            a whole number.
-    """
+    """One NCHW backbone output: its name ``'s<i+1>'`` (after
+    ``out_indices``), its channels and its stride (None when the input size
+    over the map size is not a whole number)."""
 
     name: str
     channels: int
@@ -36,14 +31,8 @@ class BackboneStage(NamedTuple):
 
 
 def default_stage_names(num_stages: int) -> Tuple[str, ...]:
-    """Names of the last stages of a four-stage backbone.
-
-    Args:
-        num_stages (int): Number of stages.
-
-    Returns:
-        tuple[str]: ``('s3', 's4')`` for two, ``'s1'``... for more than 4.
-    """
+    """``('s3', 's4')`` for two stages, the last of four (``'s1'``... past
+    four)."""
     last = max(4, num_stages)
     return tuple(f's{i + 1}' for i in range(last - num_stages, last))
 
@@ -53,16 +42,14 @@ def probe_backbone(backbone: nn.Module) -> List[BackboneStage]:
 
     Meta stand-ins of the parameters and buffers compute shapes only (a
     fraction of a second even for Swin-L); a backbone that cannot run on
-    ``meta`` runs on a blank 256 x 256 image where its parameters are.
+    ``meta`` runs on a blank 256 x 256 image where its parameters are. The
+    backbone is left as it was.
 
     Args:
-        backbone (nn.Module): A built backbone; left as it was.
+        backbone (nn.Module): A built backbone.
 
     Returns:
         list[BackboneStage]: One per output, in output order.
-
-    Raises:
-        ValueError: The dry run fails or gives no NCHW stage maps.
     """
     training, size = backbone.training, PROBE_SIZE
     backbone.eval()
@@ -120,22 +107,8 @@ def stage_indices(
     in_indices: Optional[Sequence[int]] = None,
     in_channels: Optional[Sequence[int]] = None,
 ) -> List[int]:
-    """The backbone outputs a CPL neck uses.
-
-    Args:
-        num_outputs (int): Number of backbone outputs.
-        in_indices (Sequence[int], optional): The neck's ``in_indices``.
-            Defaults to None.
-        in_channels (Sequence[int], optional): The neck's ``in_channels``:
-            without ``in_indices`` the last ``len(in_channels)`` outputs;
-            all of them when both are None. Defaults to None.
-
-    Returns:
-        list[int]: Non-negative output indices.
-
-    Raises:
-        ValueError: The backbone gives too few outputs.
-    """
+    """The backbone outputs a CPL neck reads: ``in_indices``, else the last
+    ``len(in_channels)``, else all; raises if the backbone has too few."""
     if in_indices is not None:
         in_indices = tuple(in_indices)
         if any(not -num_outputs <= i < num_outputs for i in in_indices):
@@ -145,30 +118,18 @@ def stage_indices(
                 'to model.backbone.out_indices'
             )
         return [i % num_outputs for i in in_indices]
-    if in_channels is None:
-        return list(range(num_outputs))
-    if len(in_channels) > num_outputs:
+    num = num_outputs if in_channels is None else len(in_channels)
+    if num > num_outputs:
         raise ValueError(
-            f'model.neck.in_channels={tuple(in_channels)}: '
-            f'{len(in_channels)} stages, but the backbone gives {num_outputs} '
-            f'stage maps; set model.backbone.out_indices to '
-            f'{len(in_channels)} stages, e.g. (2, 3)'
+            f'model.neck.in_channels={tuple(in_channels)}: {num} stages, but '
+            f'the backbone gives {num_outputs} stage maps; set '
+            f'model.backbone.out_indices to {num} stages, e.g. (2, 3)'
         )
-    return list(range(num_outputs - len(in_channels), num_outputs))
+    return list(range(num_outputs - num, num_outputs))
 
 
-def neck_stages(
-    neck: dict, stages: Sequence[BackboneStage]
-) -> List[BackboneStage]:
-    """The backbone outputs a CPL neck config uses.
-
-    Args:
-        neck (dict): The neck config (``in_indices``, ``in_channels``).
-        stages (Sequence[BackboneStage]): From :func:`probe_backbone`.
-
-    Returns:
-        list[BackboneStage]: The outputs the neck reads, in its order.
-    """
+def neck_stages(neck: dict, stages: Sequence[BackboneStage]) -> list:
+    """The :class:`BackboneStage` s that a CPL neck config reads."""
     channels = neck.get('in_channels')
     channels = (channels,) if isinstance(channels, int) else channels
     picked = stage_indices(len(stages), neck.get('in_indices'), channels)
@@ -182,7 +143,7 @@ def _plain(value):
     return value
 
 
-def _settle(cfg: dict, key: str, value, path: str, source: str) -> None:
+def _settle(cfg: dict, path: str, key: str, value, source: str) -> None:
     """Fill in a derived setting, or check the one the config gives."""
     given = _plain(cfg.get(key))
     if given is None:
@@ -202,12 +163,22 @@ def _default(cfg: dict, key: str):
     return inspect.signature(MODELS.get(cfg['type'])).parameters[key].default
 
 
-def _class_count(num_classes: Optional[int], parts: dict) -> int:
-    """``model.num_classes``, or the one count the parts agree on."""
-    given = {'model.num_classes': num_classes}
-    for name, cfg in parts.items():
-        given[f'model.{name}.num_classes'] = (cfg or {}).get('num_classes')
-    given = [(k, v) for k, v in given.items() if v is not None]
+def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> None:
+    """Fill the derived settings into the module configs, in place.
+
+    Args:
+        backbone (nn.Module): The built backbone.
+        num_classes (int, optional): ``model.num_classes``.
+        **parts: The configs (with their ``type``) of ``neck``, ``head``,
+            ``fpl_head`` (None for the CPL-only model) and
+            ``data_preprocessor`` (None when it is a module).
+    """
+    neck, head, fpl = parts['neck'], parts['head'], parts['fpl_head']
+    given = [('model.num_classes', num_classes)] + [
+        (f'model.{k}.num_classes', (v or {}).get('num_classes'))
+        for k, v in parts.items()
+    ]
+    given = [(k, v) for k, v in given if v is not None]
     if not given:
         raise ValueError(
             'model.num_classes=None: the number of classes is not set; set '
@@ -219,24 +190,7 @@ def _class_count(num_classes: Optional[int], parts: dict) -> int:
                 f'{key}={value}: differs from {given[0][0]}={given[0][1]}; '
                 'give the number of classes once, as model.num_classes'
             )
-    return given[0][1]
-
-
-def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> int:
-    """Fill the derived settings into the module configs, in place.
-
-    Args:
-        backbone (nn.Module): The built backbone.
-        num_classes (int, optional): ``model.num_classes``.
-        **parts: The configs (with their ``type``) of ``neck``, ``head``,
-            ``fpl_head`` (None for the CPL-only model) and
-            ``data_preprocessor`` (None when it is a module).
-
-    Returns:
-        int: The class count.
-    """
-    neck, head, fpl = parts['neck'], parts['head'], parts['fpl_head']
-    count = _class_count(num_classes, parts)
+    count = given[0][1]
     if parts['data_preprocessor'] is not None:
         parts['data_preprocessor'].setdefault('num_classes', count)
     stages = probe_backbone(backbone)
@@ -247,80 +201,61 @@ def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> int:
     picked = neck_stages(neck, stages)
     channels = tuple(s.channels for s in picked)
     where = f'the channels of the stage maps of {source}'
-    _settle(neck, 'in_channels', channels, 'model.neck', where)
+    _settle(neck, 'model.neck', 'in_channels', channels, where)
     if neck.get('stage_names') is None:
         neck['stage_names'] = tuple(s.name for s in picked)
     names = tuple(neck['stage_names'])
-    rules = [
-        (head, 'num_classes', count, 'model.num_classes'),
-        (head, 'part_channels', channels, 'model.neck'),
-        (head, 'num_parts', _default(neck, 'num_parts'), 'model.neck'),
-        (head, 'stage_names', names, 'model.neck'),
+    head_rules = [
+        ('num_classes', count, 'model.num_classes'),
+        ('part_channels', channels, 'model.neck'),
+        ('num_parts', _default(neck, 'num_parts'), 'model.neck'),
+        ('stage_names', names, 'model.neck'),
     ]
     if fpl is None:
-        rules.append(
-            (head, 'num_fpl_parts', 0, 'model.fpl_head=None (no FPL)')
-        )
+        head_rules.append(('num_fpl_parts', 0, 'model.fpl_head=None (no FPL)'))
     else:
         strides = tuple(s.stride for s in picked)
-        k, crops = _default(fpl, 'num_test_parts'), stages[-1].channels
-        rules += [
-            (fpl, 'num_classes', count, 'model.num_classes'),
-            (fpl, 'in_channels', channels, 'model.neck'),
+        for key, value, origin in (
+            ('num_classes', count, 'model.num_classes'),
+            ('in_channels', channels, 'model.neck'),
             (
-                fpl,
                 'feat_channels',
-                crops,
-                f'the last output of {source}, ' 'which encodes the crops',
+                stages[-1].channels,
+                f'the last output of ' f'{source}, which encodes the crops',
             ),
             (
-                fpl,
                 'stage_strides',
                 None if None in strides else strides,
                 f'the stage maps of {source}',
             ),
-            (fpl, 'stage_names', names, 'model.neck'),
+            ('stage_names', names, 'model.neck'),
+        ):
+            _settle(fpl, 'model.fpl_head', key, value, origin)
+        if fpl['stage_strides'] is None:
+            raise ValueError(
+                f'model.fpl_head.stage_strides=None: the stage maps of '
+                f'{source} have no whole stride on a {PROBE_SIZE[0]}x'
+                f'{PROBE_SIZE[1]} input; set model.fpl_head.stage_strides'
+            )
+        k = _default(fpl, 'num_test_parts')
+        head_rules += [
             (
-                head,
                 'num_fpl_parts',
                 len(picked) * k,
-                f'{len(picked)} FPL '
-                f'stages x model.fpl_head.num_test_parts={k} (model.fpl_head='
-                'None is the CPL-only model)',
+                f'{len(picked)} FPL stages x '
+                f'model.fpl_head.num_test_parts={k} (model.fpl_head=None is '
+                'the CPL-only model)',
             ),
-            (
-                head,
-                'fpl_channels',
-                fpl.get('feat_channels') or crops,
-                'model.fpl_head',
-            ),
+            ('fpl_channels', fpl['feat_channels'], 'model.fpl_head'),
         ]
-    for cfg, key, value, origin in rules:
-        path = 'model.head' if cfg is head else 'model.fpl_head'
-        _settle(cfg, key, value, path, origin)
-    if fpl is not None and fpl['stage_strides'] is None:
-        raise ValueError(
-            f'model.fpl_head.stage_strides=None: the stage maps of {source} '
-            f'have no whole stride on a {PROBE_SIZE[0]}x{PROBE_SIZE[1]} '
-            'input; set model.fpl_head.stage_strides'
-        )
-    return count
+    for key, value, origin in head_rules:
+        _settle(head, 'model.head', key, value, origin)
 
 
 def build_part(cfg: Optional[dict], path: str) -> Optional[nn.Module]:
-    """Build a part of the model.
-
-    A ``ValueError`` that starts with a key the config gives
-    (``crop_size=...``) is raised again with the config path in front
-    (``model.fpl_head.crop_size=...``).
-
-    Args:
-        cfg (dict, optional): The wired config; None is passed through.
-        path (str): Its config key, e.g. ``'model.fpl_head'``.
-
-    Returns:
-        nn.Module | None: The module.
-    """
+    """Build a wired config (None passes through). A ``ValueError`` that
+    starts with a key the config gives (``crop_size=...``) is raised again
+    with the config path in front (``model.fpl_head.crop_size=...``)."""
     if cfg is None:
         return None
     try:

@@ -33,7 +33,7 @@ def nts_anchors(img_shape, stride=32):
     cfg = default_anchor_cfg(stride)
     return generate_anchors(
         img_shape,
-        cfg['strides'],
+        (stride, 2 * stride, 4 * stride),
         cfg['sizes'],
         cfg['scales'],
         cfg['ratios'],
@@ -608,8 +608,13 @@ def test_fpl_head_validation():
         r18_head(stage_strides=(32,))
     with pytest.raises(ValueError, match=r'^crop_size=\(0, 0\): not a size'):
         r18_head(crop_size=0)
-    with pytest.raises(ValueError, match=r"^anchor_cfgs\['s3'\].strides="):
+    # The level strides follow the stage stride: not a setting.
+    with pytest.raises(ValueError) as err:
         r18_head(anchor_cfgs=[dict(strides=(16, 48, 64)), dict()])
+    assert str(err.value).startswith(
+        "anchor_cfgs['s3']={'strides': (16, 48, 64)}: unknown keys "
+        "['strides']; use sizes, scales, ratios"
+    )
     for key in ('num_classes', 'in_channels', 'feat_channels'):
         cfg = dict(R18_HEAD)
         del cfg[key]
@@ -629,7 +634,7 @@ def test_fpl_head_validation():
 def test_fpl_head_custom_anchor_cfgs():
     head = r18_head(
         anchor_cfgs=[
-            dict(strides=(16, 32), sizes=(24, 48), scales=(1.0,)),
+            dict(sizes=(24, 48), scales=(1.0,)),
             dict(ratios=(1.0,)),
         ]
     )

@@ -27,7 +27,7 @@ from ..ops import (
     fit_anchor_levels,
     generate_anchors,
     input_size_problem,
-    num_anchors_per_level,
+    per_level,
 )
 from ..wiring import default_stage_names
 
@@ -39,19 +39,18 @@ _RATIOS = (0.667, 1.0, 1.5)
 def default_anchor_cfg(stage_stride: int) -> dict:
     """NTS-Net's anchor setting, scaled to a stage of stride ``s``.
 
-    Strides ``s * (1, 2, 4)``, sizes ``1.5 * s * (1, 2, 4)``, scales
-    ``2^(1/3), 2^(2/3)`` (plus ``1`` on the last level), ratios
-    ``0.667, 1, 1.5``; ``s = 32`` gives 1614 anchors at 448x448.
+    Levels of strides ``s * (1, 2, 4)`` (the navigator's), sizes ``1.5 * s
+    * (1, 2, 4)``, scales ``2^(1/3), 2^(2/3)`` (plus ``1`` on the last
+    level), ratios ``0.667, 1, 1.5``; ``s = 32`` gives 1614 anchors at 448.
 
     Args:
         stage_stride (int): Stride ``s`` of the stage map.
 
     Returns:
-        dict: Keys ``strides``, ``sizes``, ``scales``, ``ratios``.
+        dict: Keys ``sizes``, ``scales``, ``ratios``.
     """
     s = int(stage_stride)
     return dict(
-        strides=(s, 2 * s, 4 * s),
         sizes=(1.5 * s, 3.0 * s, 6.0 * s),
         scales=(_SCALES_2, _SCALES_2, _SCALES_3),
         ratios=_RATIOS,
@@ -74,13 +73,6 @@ class FPLOutput(NamedTuple):
     scores: Tensor
     part_feats: Tensor
     fusion_feats: Tensor
-
-
-def _first_levels(values: Sequence, num: int) -> Sequence:
-    """The first ``num`` levels of a per-level setting; a shared one as is."""
-    if all(isinstance(v, (int, float)) for v in values):
-        return values
-    return values[:num]
 
 
 @MODELS.register_module()
@@ -116,11 +108,11 @@ class FPLHead(BaseModule):
         in_channels (Sequence[int]): Channels of every enhanced stage map.
         feat_channels (int): Channels of a part feature (a pooled crop).
         stage_strides (Sequence[int]): Stride of every stage map.
-        anchor_cfgs (Sequence[dict], optional): Per stage, any of
-            ``strides`` (``stage_stride * (1, 2, 4, ...)``), ``sizes``,
-            ``scales``, ``ratios`` of :func:`default_anchor_cfg`, fitted to
-            the input (:func:`~scrim_mm.models.ops.fit_anchor_levels`).
-            Defaults to None.
+        anchor_cfgs (Sequence[dict], optional): Per stage, any of ``sizes``
+            (one per level), ``scales``, ``ratios`` of
+            :func:`default_anchor_cfg`, fitted to the input
+            (:func:`~scrim_mm.models.ops.fit_anchor_levels`). Defaults to
+            None.
         navigator_channels (int): Navigator channels. Defaults to 128.
         num_train_parts (int): Regions ``M`` per stage and image in
             training. NTS-Net's 6 steadied stage 4 but lost stage 3 on two
@@ -129,9 +121,9 @@ class FPLHead(BaseModule):
         nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
         crop_size (int | Sequence[int], optional): Crop size ``(h, w)``;
             None is half the input (NTS-Net's 224 at 448). Defaults to None.
-        teacher_loss (dict, optional): Loss of the teachers. Defaults to
-            None: ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
-        rank_loss (dict, optional): Ranking loss. Defaults to None:
+        teacher_loss (dict): Loss of the teachers. Defaults to
+            ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
+        rank_loss (dict): Ranking loss. Defaults to
             ``dict(type='RegionRankingLoss', loss_weight=1.0)``.
         stage_names (Sequence[str], optional): Stage names of the loss
             keys; None is ``('s3', 's4')`` for two stages. Defaults to None.
@@ -152,24 +144,27 @@ class FPLHead(BaseModule):
         num_test_parts: int = 2,
         nms_iou: float = 0.25,
         crop_size: Optional[Union[int, Sequence[int]]] = None,
-        teacher_loss: Optional[dict] = None,
-        rank_loss: Optional[dict] = None,
+        teacher_loss: dict = dict(  # noqa: B006
+            type='CrossEntropyLoss', loss_weight=1.0
+        ),
+        rank_loss: dict = dict(  # noqa: B006
+            type='RegionRankingLoss', loss_weight=1.0
+        ),
         stage_names: Optional[Sequence[str]] = None,
         explore: float = 0.5,
         init_cfg: Optional[Union[dict, List[dict]]] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         num_stages = len(in_channels)
-        if stage_names is None:
-            stage_names = default_stage_names(num_stages)
-        if num_classes <= 0:
-            raise ValueError(
-                f'num_classes={num_classes}: must be positive; set the '
-                'number of classes of the dataset'
-            )
+        stage_names = stage_names or default_stage_names(num_stages)
+        anchor_cfgs = anchor_cfgs or [dict() for _ in range(num_stages)]
+        if isinstance(crop_size, int):
+            crop_size = (crop_size, crop_size)
+        crop_size = crop_size and tuple(int(c) for c in crop_size)
         for key, value in (
             ('stage_strides', stage_strides),
             ('stage_names', stage_names),
+            ('anchor_cfgs', anchor_cfgs),
         ):
             if len(value) != num_stages:
                 raise ValueError(
@@ -177,40 +172,45 @@ class FPLHead(BaseModule):
                     f'{num_stages} stages of in_channels='
                     f'{tuple(in_channels)}; give one per stage'
                 )
-        if num_stages == 0 or len(set(stage_names)) != num_stages:
-            raise ValueError(
+        problems = (
+            (
+                num_classes <= 0,
+                f'num_classes={num_classes}: must be positive; '
+                'set the number of classes of the dataset',
+            ),
+            (
+                num_stages == 0 or len(set(stage_names)) != num_stages,
                 f'stage_names={tuple(stage_names)}: must be non-empty and '
-                'unique; give each stage its own name'
-            )
-        if num_test_parts < 1 or num_train_parts < 1:
-            raise ValueError(
+                'unique; give each stage its own name',
+            ),
+            (
+                min(num_test_parts, num_train_parts) < 1,
                 f'num_train_parts={num_train_parts}, num_test_parts='
                 f'{num_test_parts}: must be positive (M and K regions per '
-                'stage); set both to 1 or more'
-            )
-        if num_test_parts > num_train_parts:
-            raise ValueError(
+                'stage); set both to 1 or more',
+            ),
+            (
+                num_test_parts > num_train_parts,
                 f'num_test_parts={num_test_parts}: more than num_train_parts='
-                f'{num_train_parts}, but inference keeps the first K of the '
-                f'M regions of training (K <= M); set num_test_parts <= '
-                f'{num_train_parts}'
-            )
-        if isinstance(crop_size, int):
-            crop_size = (crop_size, crop_size)
-        if crop_size is not None:
-            crop_size = tuple(int(c) for c in crop_size)
-            if len(crop_size) != 2 or min(crop_size) <= 0:
-                raise ValueError(
-                    f'crop_size={crop_size}: not a size; give a positive '
-                    'int, (h, w) or None (half the input)'
-                )
-        if anchor_cfgs is None:
-            anchor_cfgs = [dict() for _ in range(num_stages)]
-        if len(anchor_cfgs) != num_stages:
-            raise ValueError(
-                f'anchor_cfgs={list(anchor_cfgs)}: {len(anchor_cfgs)} entries '
-                f'for {num_stages} stages; give one dict per stage'
-            )
+                f'{num_train_parts}, but inference keeps the first K of the M '
+                f'regions of training (K <= M); set num_test_parts <= '
+                f'{num_train_parts}',
+            ),
+            (
+                crop_size is not None
+                and (len(crop_size) != 2 or min(crop_size) <= 0),
+                f'crop_size={crop_size}: not a size; give a positive int, '
+                '(h, w) or None (half the input)',
+            ),
+            (
+                explore < 0,
+                f'explore={explore}: must be >= 0; set 0 to turn '
+                'exploration off',
+            ),
+        )
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
 
         self.num_classes = num_classes
         self.in_channels = tuple(int(c) for c in in_channels)
@@ -221,66 +221,37 @@ class FPLHead(BaseModule):
         self.num_test_parts = num_test_parts
         self.nms_iou = nms_iou
         self.crop_size = crop_size
-
+        self.explore = float(explore)
         self.anchor_cfgs = []
         self.navigators = nn.ModuleList()
         for name, stride, channels, cfg in zip(
             self.stage_names, self.stage_strides, self.in_channels, anchor_cfgs
         ):
-            unknown = set(cfg) - {'strides', 'sizes', 'scales', 'ratios'}
+            unknown = set(cfg) - {'sizes', 'scales', 'ratios'}
             if unknown:
                 raise ValueError(
                     f'anchor_cfgs[{name!r}]={cfg}: unknown keys '
-                    f'{sorted(unknown)}; use strides, sizes, scales, ratios'
+                    f'{sorted(unknown)}; use sizes, scales, ratios (the '
+                    'level strides are the stage stride, doubled per level)'
                 )
             cfg = {**default_anchor_cfg(stride), **cfg}
-            num_levels = len(cfg['strides'])
-            expected = tuple(stride * 2**i for i in range(num_levels))
-            if tuple(int(s) for s in cfg['strides']) != expected:
-                raise ValueError(
-                    f'anchor_cfgs[{name!r}].strides='
-                    f'{tuple(cfg["strides"])}: the navigator levels of a '
-                    f'stage of stride {stride} have strides {expected} '
-                    '(doubled at every level); set those or leave them unset'
-                )
+            for key in ('scales', 'ratios'):
+                cfg[key] = per_level(cfg[key], len(cfg['sizes']), key)
             self.anchor_cfgs.append(cfg)
+            num_anchors = [
+                len(s) * len(r) for s, r in zip(cfg['scales'], cfg['ratios'])
+            ]
             self.navigators.append(
-                Navigator(
-                    channels,
-                    navigator_channels,
-                    num_anchors_per_level(
-                        cfg['scales'], cfg['ratios'], num_levels
-                    ),
-                )
+                Navigator(channels, navigator_channels, num_anchors)
             )
-        if explore < 0:
-            raise ValueError(
-                f'explore={explore}: must be >= 0; set 0 to turn exploration '
-                'off'
-            )
-        self.explore = float(explore)
         # One teacher ("partcls" of NTS-Net) per stage, shared by its crops.
         self.teacher_fcs = nn.ModuleList(
             nn.Linear(feat_channels, num_classes) for _ in range(num_stages)
         )
-        self.loss_teacher = self._build_loss(
-            teacher_loss, dict(type='CrossEntropyLoss', loss_weight=1.0)
-        )
-        self.loss_rank = self._build_loss(
-            rank_loss, dict(type='RegionRankingLoss', loss_weight=1.0)
-        )
-        # (stage, H, W, device, dtype) -> anchors; not part of the state.
+        self.loss_teacher = MODELS.build(teacher_loss)
+        self.loss_rank = MODELS.build(rank_loss)
+        # (stage, H, W, device) -> anchors; not part of the state.
         self._anchor_cache: Dict[tuple, Tensor] = {}
-
-    @staticmethod
-    def _build_loss(
-        cfg: Optional[Union[dict, nn.Module]], default: dict
-    ) -> nn.Module:
-        if cfg is None:
-            cfg = default
-        if isinstance(cfg, nn.Module):
-            return cfg
-        return MODELS.build(cfg)
 
     @property
     def num_stages(self) -> int:
@@ -306,30 +277,20 @@ class FPLHead(BaseModule):
             Tensor: (A, 4) float32 ``(x1, y1, x2, y2)``; the kept levels are
             the first, so they match the first navigator scores.
         """
-        img_shape = (int(img_shape[0]), int(img_shape[1]))
-        key = (stage, img_shape, device, torch.float32)
-        anchors = self._anchor_cache.get(key)
-        if anchors is None:
-            cfg = self.anchor_cfgs[stage]
-            num_kept, sizes = fit_anchor_levels(
-                cfg['sizes'], cfg['scales'], img_shape
+        key = (stage, int(img_shape[0]), int(img_shape[1]), device)
+        if key not in self._anchor_cache:
+            cfg, size = self.anchor_cfgs[stage], key[1:3]
+            num, sizes = fit_anchor_levels(cfg['sizes'], cfg['scales'], size)
+            strides = [self.stage_strides[stage] * 2**i for i in range(num)]
+            self._anchor_cache[key] = generate_anchors(
+                size,
+                strides,
+                sizes[:num],
+                cfg['scales'][:num],
+                cfg['ratios'][:num],
+                device,
             )
-            try:
-                anchors = generate_anchors(
-                    img_shape,
-                    cfg['strides'][:num_kept],
-                    sizes[:num_kept],
-                    _first_levels(cfg['scales'], num_kept),
-                    _first_levels(cfg['ratios'], num_kept),
-                    device,
-                    torch.float32,
-                )
-            except ValueError as e:
-                raise ValueError(
-                    f'stage {self.stage_names[stage]}: {e}'
-                ) from e
-            self._anchor_cache[key] = anchors
-        return anchors
+        return self._anchor_cache[key]
 
     def forward(
         self,

@@ -13,13 +13,6 @@ from ..ops import part_attention_maps, unpack_targets
 from ..wiring import default_stage_names
 
 
-def _build_optional(cfg: Optional[Union[dict, nn.Module]]):
-    """Build a loss config, pass a module through, keep None as None."""
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    return MODELS.build(cfg)
-
-
 @MODELS.register_module()
 class SCRIMHead(ClsHead):
     """Fusion head of SCRIM with the CPL classifiers and part losses.
@@ -38,7 +31,8 @@ class SCRIMHead(ClsHead):
         part_channels (Sequence[int]): Channels of the part vectors of
             every CPL stage (the neck's ``in_channels``).
         in_channels (int, optional): Channels of the global feature; must
-            be ``part_channels[-1]``, which None takes. Defaults to None.
+            be ``part_channels[-1]``, which None takes (set by the heads of
+            mmpretrain's base configs). Defaults to None.
         num_parts (int): CPL parts ``P`` per stage. Defaults to 2.
         fpl_channels (int, optional): FPL feature channels. Defaults to None.
         num_fpl_parts (int): FPL part features (``S * K``) of the fusion;
@@ -112,16 +106,23 @@ class SCRIMHead(ClsHead):
         super().__init__(
             loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg
         )
+        self.part_channels = tuple(part_channels)
+        num_stages = len(self.part_channels)
+        if contrastive_weights is None:
+            contrastive_weights = [0.5**i for i in range(num_stages, 0, -1)]
+        if diversity_weights is None:
+            diversity_weights = [0.2 * 1.5**i for i in range(num_stages)][::-1]
+        self.stage_names = tuple(
+            stage_names or default_stage_names(num_stages)
+        )
+        self.contrastive_weights = tuple(contrastive_weights)
+        self.diversity_weights = tuple(diversity_weights)
         if num_fpl_parts > 0 and fpl_channels is None:
             raise ValueError(
                 f'fpl_channels=None: num_fpl_parts={num_fpl_parts} FPL part '
                 'features need their channels; set fpl_channels, or '
                 'num_fpl_parts=0 for the CPL-only head'
             )
-        self.part_channels = tuple(part_channels)
-        num_stages = len(self.part_channels)
-        if in_channels is None:
-            in_channels = self.part_channels[-1]
         if num_classes < 1:
             raise ValueError(
                 f'num_classes={num_classes}: must be positive; set the '
@@ -132,35 +133,19 @@ class SCRIMHead(ClsHead):
                 f'num_fpl_parts={num_fpl_parts}: must be >= 0; set S x K '
                 'of the FPL head, or 0 for the CPL-only mode'
             )
-        if pred_mode not in self.PRED_MODES:
-            raise ValueError(
-                f'pred_mode={pred_mode!r}: unknown; use one of '
-                f'{self.PRED_MODES}'
-            )
-        if in_channels != self.part_channels[-1]:
+        if in_channels not in (None, self.part_channels[-1]):
             raise ValueError(
                 f'in_channels={in_channels}: the global feature is the last '
                 f'CPL stage map, of part_channels[-1]='
                 f'{self.part_channels[-1]} channels; leave in_channels unset'
             )
-        if stage_names is None:
-            stage_names = default_stage_names(num_stages)
-        if contrastive_weights is None:
-            contrastive_weights = tuple(
-                0.5**i for i in range(num_stages, 0, -1)
+        if pred_mode not in self.PRED_MODES:
+            raise ValueError(
+                f'pred_mode={pred_mode!r}: unknown; use one of '
+                f'{self.PRED_MODES}'
             )
-        self.stage_names = tuple(stage_names)
-        self.contrastive_weights = tuple(contrastive_weights)
-        if diversity_weights is None:
-            diversity_weights = tuple(
-                0.2 * 1.5**i for i in range(num_stages - 1, -1, -1)
-            )
-        self.diversity_weights = tuple(diversity_weights)
-        for key, value in (
-            ('stage_names', self.stage_names),
-            ('contrastive_weights', self.contrastive_weights),
-            ('diversity_weights', self.diversity_weights),
-        ):
+        for key in ('stage_names', 'contrastive_weights', 'diversity_weights'):
+            value = getattr(self, key)
             if len(value) != num_stages:
                 raise ValueError(
                     f'{key}={value}: {len(value)} values for the '
@@ -169,7 +154,7 @@ class SCRIMHead(ClsHead):
                 )
 
         self.num_classes = num_classes
-        self.in_channels = in_channels
+        self.in_channels = in_channels = self.part_channels[-1]
         self.num_parts = num_parts
         self.fpl_channels = fpl_channels
         self.num_fpl_parts = num_fpl_parts
@@ -179,25 +164,24 @@ class SCRIMHead(ClsHead):
             + num_parts * sum(self.part_channels)
             + num_fpl_parts * (fpl_channels or 0)
         )
-
         self.fc = nn.Linear(self.fused_channels, num_classes)
-        self.raw_loss_module = _build_optional(raw_loss)
-        self.raw_fc = (
-            None
-            if self.raw_loss_module is None
-            else nn.Linear(in_channels, num_classes)
-        )
-        self.cpl_loss_module = _build_optional(cpl_loss)
-        self.cpl_fcs = (
-            None
-            if self.cpl_loss_module is None
-            else nn.ModuleList(
+        self.raw_loss_module = raw_fc = cpl_fcs = None
+        if raw_loss is not None:
+            self.raw_loss_module = MODELS.build(raw_loss)
+            raw_fc = nn.Linear(in_channels, num_classes)
+        self.raw_fc = raw_fc
+        self.cpl_loss_module = None
+        if cpl_loss is not None:
+            self.cpl_loss_module = MODELS.build(cpl_loss)
+            cpl_fcs = nn.ModuleList(
                 nn.Linear(num_parts * c, num_classes)
                 for c in self.part_channels
             )
+        self.cpl_fcs = cpl_fcs
+        self.contrastive_module = contrastive_loss and MODELS.build(
+            contrastive_loss
         )
-        self.contrastive_module = _build_optional(contrastive_loss)
-        self.diversity_module = _build_optional(diversity_loss)
+        self.diversity_module = diversity_loss and MODELS.build(diversity_loss)
 
     def _check_inputs(self, feats: CPLOutput) -> None:
         """Check the neck output (hand-set in a plain ``ImageClassifier``)."""
@@ -210,21 +194,6 @@ class SCRIMHead(ClsHead):
                 f"(P, C) {got}; set them to the neck's num_parts and "
                 'in_channels'
             )
-
-    def _global_feat(self, feats: CPLOutput) -> torch.Tensor:
-        return feats.feats[-1].mean(dim=(2, 3))
-
-    def _fuse(
-        self,
-        global_feat: torch.Tensor,
-        feats: CPLOutput,
-        fpl_feats: Optional[torch.Tensor],
-    ) -> torch.Tensor:
-        parts = [global_feat]
-        parts.extend(vecs.flatten(1) for vecs in feats.part_vecs)
-        if self.num_fpl_parts > 0:
-            parts.append(fpl_feats.flatten(1))
-        return torch.cat(parts, dim=1)
 
     def pre_logits(
         self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor] = None
@@ -239,24 +208,22 @@ class SCRIMHead(ClsHead):
 
         Returns:
             torch.Tensor: ``concat(global, CPL part vectors, fpl_feats)``,
-            ``(B, fused_channels)``.
+            ``(B, fused_channels)``; the global feature is the GAP of the
+            last stage map.
         """
         self._check_inputs(feats)
-        return self._fuse(self._global_feat(feats), feats, fpl_feats)
+        return self._fuse(feats, fpl_feats, feats.feats[-1].mean(dim=(2, 3)))
+
+    def _fuse(self, feats: CPLOutput, fpl_feats, global_feat) -> torch.Tensor:
+        parts = [global_feat, *(v.flatten(1) for v in feats.part_vecs)]
+        if self.num_fpl_parts > 0:
+            parts.append(fpl_feats.flatten(1))
+        return torch.cat(parts, dim=1)
 
     def forward(
         self, feats: CPLOutput, fpl_feats: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        """The fused logits.
-
-        Args:
-            feats (CPLOutput): The output of :class:`CPLNeck`.
-            fpl_feats (torch.Tensor, optional): See :meth:`pre_logits`.
-                Defaults to None.
-
-        Returns:
-            torch.Tensor: Fused logits of shape ``(B, num_classes)``.
-        """
+        """The fused logits ``(B, num_classes)``; see :meth:`pre_logits`."""
         return self.fc(self.pre_logits(feats, fpl_feats))
 
     def forward_all(
@@ -274,8 +241,8 @@ class SCRIMHead(ClsHead):
             ``'fused'``, ``'raw'`` and ``'cpl_<stage>'`` (those enabled).
         """
         self._check_inputs(feats)
-        global_feat = self._global_feat(feats)
-        logits = {'fused': self.fc(self._fuse(global_feat, feats, fpl_feats))}
+        global_feat = feats.feats[-1].mean(dim=(2, 3))
+        logits = {'fused': self.fc(self._fuse(feats, fpl_feats, global_feat))}
         if self.raw_fc is not None:
             logits['raw'] = self.raw_fc(global_feat)
         if self.cpl_fcs is not None:

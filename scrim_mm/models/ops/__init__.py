@@ -4,7 +4,7 @@ from .anchors import (
     fit_anchor_levels,
     generate_anchors,
     input_size_problem,
-    num_anchors_per_level,
+    per_level,
 )
 from .attention import part_attention_maps
 from .crop_norm_stats import CropNormStats
@@ -19,7 +19,7 @@ __all__ = [
     'fit_anchor_levels',
     'generate_anchors',
     'input_size_problem',
-    'num_anchors_per_level',
+    'per_level',
     'batched_hard_nms',
     'crop_regions',
     'Navigator',

@@ -12,10 +12,19 @@ Floats = Sequence[float]
 PerLevel = Union[Floats, Sequence[Floats]]
 
 
-def _per_level(
+def per_level(
     values: PerLevel, num_levels: int, name: str
 ) -> List[List[float]]:
-    """Expand a flat list (shared by all levels) or a per-level list."""
+    """Expand a flat list (shared by all levels) or check a per-level one.
+
+    Args:
+        values (Sequence[float] | Sequence[Sequence[float]]): The setting.
+        num_levels (int): Number of pyramid levels.
+        name (str): Its key, for the error message.
+
+    Returns:
+        list[list[float]]: One non-empty list per level.
+    """
     values = list(values)
     if len(values) == 0:
         raise ValueError(f'{name}=(): empty; give at least one value')
@@ -34,26 +43,6 @@ def _per_level(
             'at least one value'
         )
     return out
-
-
-def num_anchors_per_level(
-    scales: PerLevel, ratios: PerLevel, num_levels: int
-) -> List[int]:
-    """Number of anchor types (scales x ratios) at every level.
-
-    Args:
-        scales (Sequence[float] | Sequence[Sequence[float]]): Scales, shared
-            or one sequence per level.
-        ratios (Sequence[float] | Sequence[Sequence[float]]): Aspect ratios
-            (w / h), shared or one sequence per level.
-        num_levels (int): Number of pyramid levels.
-
-    Returns:
-        List[int]: ``len(scales[l]) * len(ratios[l])`` for every level.
-    """
-    scales = _per_level(scales, num_levels, 'scales')
-    ratios = _per_level(ratios, num_levels, 'ratios')
-    return [len(s) * len(r) for s, r in zip(scales, ratios)]
 
 
 def generate_anchors(
@@ -105,8 +94,8 @@ def generate_anchors(
             f'{num_levels} levels of strides={tuple(strides)}; give one '
             'size per level'
         )
-    scales = _per_level(scales, num_levels, 'scales')
-    ratios = _per_level(ratios, num_levels, 'ratios')
+    scales = per_level(scales, num_levels, 'scales')
+    ratios = per_level(ratios, num_levels, 'ratios')
     height, width = int(img_shape[0]), int(img_shape[1])
     if any(int(s) <= 0 for s in strides):
         raise ValueError(
@@ -175,7 +164,7 @@ def fit_anchor_levels(
         Tuple[int, List[float]]: The number of kept (first) levels, and the
         sizes of all levels, the first shrunk if it did not fit.
     """
-    scales = _per_level(scales, len(sizes), 'scales')
+    scales = per_level(scales, len(sizes), 'scales')
     limit = max_frac * min(int(img_shape[0]), int(img_shape[1]))
     sizes = [float(v) for v in sizes]
     num_kept = 0
