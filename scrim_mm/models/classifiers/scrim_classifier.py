@@ -150,8 +150,8 @@ class SCRIMClassifier(ImageClassifier):
             Tensor: (N, C) pooled last backbone stage map of each crop.
         """
         crops = self._memory_format(crops)
-        with torch.no_grad(), self.crop_norm_stats.swap(self.backbone):
-            last = self.backbone(crops)[-1]
+        with torch.no_grad():
+            last = self.crop_norm_stats(self.backbone, crops)[-1]
         return last.mean(dim=(2, 3))
 
     def _memory_format(self, images: torch.Tensor) -> torch.Tensor:
@@ -217,25 +217,18 @@ class SCRIMClassifier(ImageClassifier):
         data_samples: Optional[List[DataSample]] = None,
         mode: str = 'tensor',
     ):
-        """The unified entry: ``'tensor'``, ``'loss'`` or ``'predict'``.
+        """mmpretrain's entry; the ``'tensor'`` mode gives fused logits.
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
             data_samples (List[DataSample], optional): Annotations, needed
                 by ``'loss'``. Defaults to None.
-            mode (str): What to return. Defaults to ``'tensor'`` (logits).
-
-        Returns:
-            Tensor | dict | List[DataSample]: Fused logits, the loss dict or
-            the predictions.
+            mode (str): ``'tensor'``, ``'loss'`` or ``'predict'``.
+                Defaults to ``'tensor'``.
         """
         if mode == 'tensor':
             return self.forward_all(inputs).logits['fused']
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}".')
+        return super().forward(inputs, data_samples, mode)
 
     def loss(
         self, inputs: torch.Tensor, data_samples: List[DataSample]

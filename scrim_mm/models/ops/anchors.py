@@ -86,8 +86,6 @@ def generate_anchors(
         ValueError: If the settings are inconsistent.
     """
     num_levels = len(strides)
-    if num_levels == 0:
-        raise ValueError('strides=(): empty; give one stride per level')
     if len(sizes) != num_levels:
         raise ValueError(
             f'sizes={tuple(sizes)}: {len(sizes)} entries for the '
@@ -97,11 +95,6 @@ def generate_anchors(
     scales = per_level(scales, num_levels, 'scales')
     ratios = per_level(ratios, num_levels, 'ratios')
     height, width = int(img_shape[0]), int(img_shape[1])
-    if any(int(s) <= 0 for s in strides):
-        raise ValueError(
-            f'strides={tuple(strides)}: must be positive; give positive '
-            'level strides'
-        )
 
     anchors = []
     for stride, size, lvl_scales, lvl_ratios in zip(

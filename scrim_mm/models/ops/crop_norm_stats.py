@@ -1,14 +1,12 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Separate batch-norm statistics for the crops of the shared backbone."""
 
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict
 
 import torch
 import torch.nn as nn
+from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
-
-_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
 class CropNormStats(nn.Module):
@@ -19,9 +17,9 @@ class CropNormStats(nn.Module):
     test images are normalised with a mixture of both. On the hard demo
     set, recomputing them from full images alone raised the raw
     classifier's top-1 from 27 % to 50 %. This module keeps a second set,
-    swapped in (and updated) only for the crop pass; the weights stay
-    shared. It starts as a copy of the backbone's at the first training
-    crop pass (the pretrained statistics when fine-tuning).
+    used (and updated) only by the crop pass; the weights stay shared. It
+    starts as a copy of the backbone's at the first training crop pass (the
+    pretrained statistics when fine-tuning).
 
     Args:
         backbone (nn.Module): The backbone whose batch norms get crop stats.
@@ -29,40 +27,33 @@ class CropNormStats(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        self._names: List[str] = []
+        # Backbone buffer name -> own buffer name (no dots allowed).
+        self._keys: Dict[str, str] = {}
         for name, module in backbone.named_modules():
             if isinstance(module, _BatchNorm) and module.track_running_stats:
-                key = name.replace('.', '__')
-                self._names.append(name)
-                for stat in _STATS:
+                for stat in (
+                    'running_mean',
+                    'running_var',
+                    'num_batches_tracked',
+                ):
+                    key = f'{name}.{stat}'
+                    self._keys[key] = key.replace('.', '__')
                     self.register_buffer(
-                        f'{key}__{stat}',
-                        getattr(module, stat).detach().clone(),
+                        self._keys[key], getattr(module, stat).detach().clone()
                     )
         self.register_buffer('initialised', torch.tensor(False))
 
-    def _pairs(
-        self, backbone: nn.Module
-    ) -> Iterator[Tuple[_BatchNorm, Dict[str, str]]]:
-        modules = dict(backbone.named_modules())
-        for name in self._names:
-            key = name.replace('.', '__')
-            yield modules[name], {s: f'{key}__{s}' for s in _STATS}
-
-    @torch.no_grad()
-    def _copy_from(self, backbone: nn.Module) -> None:
-        for module, keys in self._pairs(backbone):
-            for stat, key in keys.items():
-                getattr(self, key).copy_(getattr(module, stat))
-        self.initialised.fill_(True)
-
-    @contextmanager
-    def swap(self, backbone: nn.Module) -> Iterator[None]:
-        """Use the crop statistics in ``backbone`` inside the context.
+    def forward(self, backbone: nn.Module, images: torch.Tensor):
+        """Run ``backbone`` on ``images`` with the crop statistics.
 
         Args:
             backbone (nn.Module): The backbone this module was built for.
+            images (torch.Tensor): The crops (N, 3, h, w).
+
+        Returns:
+            The backbone's outputs; in training the crop statistics update.
         """
+        own = dict(backbone.named_buffers())
         # Not while tracing (FLOP counting, export) or on the meta device
         # (shape-only dry runs): the copy is a one-off of real training.
         if (
@@ -71,18 +62,9 @@ class CropNormStats(nn.Module):
             and not torch.jit.is_tracing()
             and not bool(self.initialised)
         ):
-            self._copy_from(backbone)
-        pairs = list(self._pairs(backbone))
-        for module, keys in pairs:
-            for stat, key in keys.items():
-                own, crop = getattr(module, stat), getattr(self, key)
-                setattr(module, stat, crop)
-                setattr(self, key, own)
-        try:
-            yield
-        finally:
-            for module, keys in pairs:
-                for stat, key in keys.items():
-                    crop, own = getattr(module, stat), getattr(self, key)
-                    setattr(module, stat, own)
-                    setattr(self, key, crop)
+            with torch.no_grad():
+                for name, key in self._keys.items():
+                    getattr(self, key).copy_(own[name])
+                self.initialised.fill_(True)
+        stats = {name: getattr(self, key) for name, key in self._keys.items()}
+        return functional_call(backbone, stats, (images,))
