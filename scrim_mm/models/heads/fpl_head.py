@@ -85,23 +85,12 @@ class FPLHead(BaseModule):
     detached enhanced map, hard NMS keeps ``M`` regions (``K`` at test),
     the shared backbone encodes their crops, a linear teacher classifies
     them and a ranking loss teaches the navigator their order. Departures
-    from NTS-Net (measured in ``docs/part_benchmark.md``):
-
-    - A teacher per stage: a shared one that learns the coarse stage's
-      crops first misrates the finer stage's, whose navigator then learns
-      to avoid the part.
-    - Teachers also learn on the whole image (which shows the part), so
-      they rate crops before the navigators find good ones.
-    - Ranking capped at chance, ``ln(num_classes)``: otherwise a teacher
-      confidently wrong early on makes the navigator prefer background.
-    - Crops do not train the backbone: part features are detached and the
-      crop pass skips autograd (about half the cost of a step); crops
-      that miss the part are label noise for the backbone.
-    - Exploration: the training NMS ranks by noisy scores, so a stage that
-      never selects the part can still learn that it is informative.
-
-    Inside a :class:`SCRIMClassifier` the class count, channels, strides
-    and stage names are derived (:func:`~scrim_mm.models.wiring.wire`).
+    from NTS-Net, each measured in ``docs/part_benchmark.md``: a teacher
+    per stage, also trained on the whole image; teacher losses capped at
+    ``ln(num_classes)`` in the ranking; crops that do not train the
+    backbone (no autograd in the crop pass); exploration noise in the
+    training selection. Inside a :class:`SCRIMClassifier` the class count,
+    channels, strides and stage names are derived.
 
     Args:
         num_classes (int): Number of classes of the teachers.
@@ -184,17 +173,11 @@ class FPLHead(BaseModule):
                 'unique; give each stage its own name',
             ),
             (
-                min(num_test_parts, num_train_parts) < 1,
-                f'num_train_parts={num_train_parts}, num_test_parts='
-                f'{num_test_parts}: must be positive (M and K regions per '
-                'stage); set both to 1 or more',
-            ),
-            (
-                num_test_parts > num_train_parts,
-                f'num_test_parts={num_test_parts}: more than num_train_parts='
-                f'{num_train_parts}, but inference keeps the first K of the M '
-                f'regions of training (K <= M); set num_test_parts <= '
-                f'{num_train_parts}',
+                not 1 <= num_test_parts <= num_train_parts,
+                f'num_test_parts={num_test_parts}: not in [1, '
+                f'num_train_parts={num_train_parts}]; inference keeps the '
+                'first K of the M regions per stage of training; set 1 <= '
+                'num_test_parts <= num_train_parts',
             ),
             (
                 crop_size is not None
