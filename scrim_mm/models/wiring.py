@@ -40,10 +40,9 @@ def default_stage_names(num_stages: int) -> Tuple[str, ...]:
 def probe_backbone(backbone: nn.Module) -> List[BackboneStage]:
     """Channels and strides of the outputs, from a dry run on ``meta``.
 
-    Meta stand-ins of the parameters and buffers compute shapes only (a
-    fraction of a second even for Swin-L); a backbone that cannot run on
-    ``meta`` runs on a blank 256 x 256 image where its parameters are. The
-    backbone is left as it was.
+    Meta stand-ins of the parameters and buffers compute shapes only (fast
+    even for Swin-L); a backbone that cannot run on ``meta`` runs on a blank
+    256 x 256 image where its parameters are. It is left as it was.
 
     Args:
         backbone (nn.Module): A built backbone.

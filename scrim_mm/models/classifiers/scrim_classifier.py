@@ -37,22 +37,17 @@ class SCRIMOutput(NamedTuple):
 
 @MODELS.register_module()
 class SCRIMClassifier(ImageClassifier):
-    """SCRIM: Spatial-aware Collaborative Region Mining.
+    """SCRIM: Spatial-aware Collaborative Region Mining (MTAP, 2024).
 
-    "Spatial-aware collaborative region mining for fine-grained
-    recognition" (Multimedia Tools and Applications, 2024) in mmpretrain.
-    The stage maps feed the coarse parts (:class:`CPLNeck`); the fine
-    parts (:class:`FPLHead`) select regions on each stage, whose crops the
-    *shared* backbone encodes in one batched call (with its own batch-norm
-    statistics, :class:`~scrim_mm.models.ops.CropNormStats`);
-    :class:`SCRIMHead` classifies the fusion of the global feature and the
-    part features. :meth:`forward_all` runs the model once; ``loss``,
-    ``predict``, ``'tensor'`` mode, :meth:`extract_feat` and ONNX export
-    adapt its output.
-
-    What follows from the backbone is derived or checked
-    (:mod:`scrim_mm.models.wiring`); the stages are named ``'s<i+1>'``
-    after its ``out_indices``. The minimal model::
+    The stage maps feed the coarse parts (:class:`CPLNeck`); the fine parts
+    (:class:`FPLHead`) select regions on each stage, whose crops the shared
+    backbone encodes in one call (with its own batch-norm statistics,
+    :class:`~scrim_mm.models.ops.CropNormStats`); :class:`SCRIMHead`
+    classifies the fusion of the global and part features. One
+    :meth:`forward_all` pass serves ``loss``, ``predict``, ``'tensor'``
+    mode, :meth:`extract_feat` and ONNX export. What follows from the
+    backbone is derived or checked (:mod:`scrim_mm.models.wiring`); stages
+    are named ``'s<i+1>'`` after its ``out_indices``. The minimal model::
 
         model = dict(
             type='SCRIMClassifier',
@@ -66,19 +61,17 @@ class SCRIMClassifier(ImageClassifier):
         head (dict): :class:`SCRIMHead` config, likewise. Defaults to dict().
         fpl_head (dict, optional): :class:`FPLHead` config, likewise; None
             gives the CPL-only model. Defaults to ``dict()``.
-        num_classes (int, optional): Class count of the heads and, unless
-            set there, the data preprocessor (Mixup / CutMix); None takes
-            the one a part sets. Defaults to None.
+        num_classes (int, optional): Classes of the heads and (by default)
+            the data preprocessor; None takes a part's. Defaults to None.
         pretrained (str, optional): Checkpoint to load. Defaults to None.
         train_cfg (dict, optional): mmpretrain's training options (batch
             ``augments``). Defaults to None.
         data_preprocessor (dict, optional): Defaults to None
             (``ClsDataPreprocessor``).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
-        channels_last (bool): Weights and both backbone passes in the
-            channels-last format: the same results up to rounding, faster
-            with oneDNN on the CPU (docs/benchmark.md) and with cuDNN
-            under AMP. Defaults to True.
+        channels_last (bool): Channels-last weights and backbone passes:
+            same results up to rounding, faster on the CPU and under AMP
+            (``docs/benchmark.md``). Defaults to True.
     """
 
     def __init__(
@@ -192,8 +185,8 @@ class SCRIMClassifier(ImageClassifier):
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).
             stage (str): ``'backbone'`` (stage maps), ``'neck'``
-                (:class:`CPLOutput`) or ``'pre_logits'`` (the fused
-                feature). Defaults to ``'neck'``.
+                (:class:`CPLOutput`) or ``'pre_logits'`` (fused feature).
+                Defaults to ``'neck'``.
 
         Returns:
             tuple | CPLOutput | Tensor: The feature of that stage.
@@ -240,8 +233,7 @@ class SCRIMClassifier(ImageClassifier):
             data_samples (List[DataSample]): With ``gt_label`` or ``gt_score``.
 
         Returns:
-            dict[str, Tensor]: The losses of :meth:`SCRIMHead.loss` and
-            :meth:`FPLHead.loss`.
+            dict[str, Tensor]: :meth:`SCRIMHead.loss` and :meth:`FPLHead.loss`.
         """
         out = self.forward_all(inputs)
         losses = self.head.loss(out.cpl, data_samples, logits=out.logits)
@@ -264,9 +256,8 @@ class SCRIMClassifier(ImageClassifier):
     ) -> List[DataSample]:
         """Predict classes and the mined regions.
 
-        Besides ``pred_score`` / ``pred_label``, every sample gets
-        ``pred_boxes`` (S*K, 4), ``pred_box_scores`` (S*K,) and
-        ``pred_box_stages`` (S*K,), as in :class:`SCRIMOutput`.
+        Besides ``pred_score`` / ``pred_label``, samples get ``pred_boxes``
+        (S*K, 4), ``pred_box_scores`` and ``pred_box_stages`` (S*K,).
 
         Args:
             inputs (Tensor): The input batch (B, 3, H, W).

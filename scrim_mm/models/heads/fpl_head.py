@@ -39,9 +39,9 @@ _RATIOS = (0.667, 1.0, 1.5)
 def default_anchor_cfg(stage_stride: int) -> dict:
     """NTS-Net's anchor setting, scaled to a stage of stride ``s``.
 
-    Levels of strides ``s * (1, 2, 4)`` (the navigator's), sizes ``1.5 * s
-    * (1, 2, 4)``, scales ``2^(1/3), 2^(2/3)`` (plus ``1`` on the last
-    level), ratios ``0.667, 1, 1.5``; ``s = 32`` gives 1614 anchors at 448.
+    Level strides ``s * (1, 2, 4)``, sizes ``1.5 * s * (1, 2, 4)``, scales
+    ``2^(1/3), 2^(2/3)`` (and ``1`` on the last level), ratios
+    ``0.667, 1, 1.5``; ``s = 32`` gives 1614 anchors at 448.
 
     Args:
         stage_stride (int): Stride ``s`` of the stage map.
@@ -58,8 +58,8 @@ def default_anchor_cfg(stage_stride: int) -> dict:
 
 
 class FPLOutput(NamedTuple):
-    """Outputs of :class:`FPLHead`: ``N`` regions per stage and image
-    (``M`` in training, ``K`` at inference), in pick order.
+    """Outputs of :class:`FPLHead`: ``N`` regions (``M`` / ``K`` in train /
+    test) per stage and image, in pick order.
 
     Attributes:
         boxes (Tensor): (B, S, N, 4) float32 ``(x1, y1, x2, y2)`` input
@@ -79,18 +79,15 @@ class FPLOutput(NamedTuple):
 class FPLHead(BaseModule):
     """Fine Parts Localization: navigators, NMS, crops and teachers.
 
-    SCRIM's FPL (Multimedia Tools and Applications, 2024), after NTS-Net
-    (Yang et al., "Learning to Navigate for Fine-grained Classification",
-    ECCV 2018). Per stage, a :class:`Navigator` scores anchors on the
-    detached enhanced map, hard NMS keeps ``M`` regions (``K`` at test),
-    the shared backbone encodes their crops, a linear teacher classifies
-    them and a ranking loss teaches the navigator their order. Departures
-    from NTS-Net, each measured in ``docs/part_benchmark.md``: a teacher
-    per stage, also trained on the whole image; teacher losses capped at
-    ``ln(num_classes)`` in the ranking; crops that do not train the
-    backbone (no autograd in the crop pass); exploration noise in the
-    training selection. Inside a :class:`SCRIMClassifier` the class count,
-    channels, strides and stage names are derived.
+    SCRIM's FPL after NTS-Net (Yang et al., ECCV 2018). Per stage, a
+    :class:`Navigator` scores anchors on the detached enhanced map, hard
+    NMS keeps ``M`` regions (``K`` at test), the shared backbone encodes
+    their crops, a linear teacher classifies them and a ranking loss
+    teaches the navigator their order. Departures from NTS-Net (measured
+    in ``docs/part_benchmark.md``): a teacher per stage, also trained on
+    the whole image; teacher losses capped at ``ln(num_classes)`` in the
+    ranking; crops that do not train the backbone (no autograd); noise in
+    the training selection. :class:`SCRIMClassifier` derives the wiring.
 
     Args:
         num_classes (int): Number of classes of the teachers.
@@ -100,12 +97,10 @@ class FPLHead(BaseModule):
         anchor_cfgs (Sequence[dict], optional): Per stage, any of ``sizes``
             (one per level), ``scales``, ``ratios`` of
             :func:`default_anchor_cfg`, fitted to the input
-            (:func:`~scrim_mm.models.ops.fit_anchor_levels`). Defaults to
-            None.
+            (:func:`~scrim_mm.models.ops.fit_anchor_levels`). Defaults to None.
         navigator_channels (int): Navigator channels. Defaults to 128.
-        num_train_parts (int): Regions ``M`` per stage and image in
-            training. NTS-Net's 6 steadied stage 4 but lost stage 3 on two
-            seeds of three. Defaults to 4.
+        num_train_parts (int): Training regions ``M`` per stage and image,
+            not NTS-Net's 6 (``docs/part_benchmark.md``). Defaults to 4.
         num_test_parts (int): Fused regions ``K <= M``. Defaults to 2.
         nms_iou (float): IoU threshold of the hard NMS. Defaults to 0.25.
         crop_size (int | Sequence[int], optional): Crop size ``(h, w)``;
@@ -351,11 +346,9 @@ class FPLHead(BaseModule):
         return scores + self.explore * spread * torch.randn_like(scores)
 
     def _navigate(self, stage: int, feat: Tensor) -> Tensor:
-        """Run one navigator, in fp32 under CPU autocast.
-
-        oneDNN's bf16 weight gradient of a 3x3 stride-2 conv on a 1x1 map
-        (e.g. stage 4 at 64-96 px) is garbage, up to inf (torch 2.14,
-        AVX-512); the navigator is cheap. CUDA autocast is left alone.
+        """Run one navigator in fp32 under CPU autocast: oneDNN's bf16 weight
+        gradient of a 3x3 stride-2 conv on a 1x1 map (e.g. stage 4 at 64-96
+        px) is garbage, up to inf (torch 2.14, AVX-512). CUDA is left alone.
         """
         navigator = self.navigators[stage]
         if feat.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):

@@ -17,22 +17,19 @@ from ..wiring import default_stage_names
 class SCRIMHead(ClsHead):
     """Fusion head of SCRIM with the CPL classifiers and part losses.
 
-    SCRIM (Multimedia Tools and Applications, 2024) classifies the fusion
-    of the global feature (GAP of the last stage map), the CPL part vectors
-    and the FPL part features. As in NTS-Net, a raw classifier sees the
-    global feature; as in Cross-X (Luo et al., ICCV 2019), each CPL stage
-    has a part classifier on ``concat(f_1..f_P)`` and a metric loss.
-    ``num_fpl_parts=0`` is the CPL-only mode (e.g. in an
-    ``ImageClassifier``); in a :class:`SCRIMClassifier` the sizes are
-    derived (:func:`~scrim_mm.models.wiring.wire`).
+    Classifies the fusion of the global feature (GAP of the last map), the
+    CPL part vectors and the FPL part features. As in NTS-Net, a raw
+    classifier sees the global feature; as in Cross-X (ICCV 2019), each CPL
+    stage has a part classifier on ``concat(f_1..f_P)`` and a metric loss.
+    ``num_fpl_parts=0`` is the CPL-only mode; :class:`SCRIMClassifier`
+    derives the wiring.
 
     Args:
         num_classes (int): Number of classes.
         part_channels (Sequence[int]): Channels of the part vectors of
             every CPL stage (the neck's ``in_channels``).
-        in_channels (int, optional): Channels of the global feature; must
-            be ``part_channels[-1]``, which None takes (set by the heads of
-            mmpretrain's base configs). Defaults to None.
+        in_channels (int, optional): Global feature channels (base configs
+            set it): None or ``part_channels[-1]``. Defaults to None.
         num_parts (int): CPL parts ``P`` per stage. Defaults to 2.
         fpl_channels (int, optional): FPL feature channels. Defaults to None.
         num_fpl_parts (int): FPL part features (``S * K``) of the fusion;
@@ -49,14 +46,12 @@ class SCRIMHead(ClsHead):
         contrastive_weights (Sequence[float], optional): Per-stage weights;
             None halves them stage by stage from 0.5 on the last, Cross-X's
             ``(0.25, 0.5)`` for two. Defaults to None.
-        diversity_loss (dict, optional): Loss that keeps the ``P`` parts of
-            a stage from attending to the same place; None disables it.
+        diversity_loss (dict, optional): Keeps the ``P`` parts of a stage
+            apart; None disables it.
             Defaults to ``dict(type='PartDiversityLoss', loss_weight=1.0)``.
         diversity_weights (Sequence[float], optional): Per-stage weights;
-            None is 0.2 on the last stage, 1.5 times more on each earlier
-            one, ``(0.3, 0.2)`` for two. At 1.0 it cost the backbone about
-            10 points of top-1 from scratch; at 0.2 the stage-3 maps still
-            correlated at 0.7-0.8. Defaults to None.
+            None is 0.2 on the last stage, x1.5 per earlier one: (0.3, 0.2)
+            for two (``docs/part_benchmark.md``). Defaults to None.
         pred_mode (str): Predict from the ``'fused'`` logits or the ``'sum'``
             of all (Cross-X). Defaults to ``'fused'``.
         stage_names (Sequence[str], optional): CPL stage names of the loss
@@ -207,9 +202,8 @@ class SCRIMHead(ClsHead):
                 pick order; None in the CPL-only mode. Defaults to None.
 
         Returns:
-            torch.Tensor: ``concat(global, CPL part vectors, fpl_feats)``,
-            ``(B, fused_channels)``; the global feature is the GAP of the
-            last stage map.
+            torch.Tensor: ``(B, fused_channels)``: the GAP of the last stage
+            map, the CPL part vectors and ``fpl_feats``, concatenated.
         """
         self._check_inputs(feats)
         return self._fuse(feats, fpl_feats, feats.feats[-1].mean(dim=(2, 3)))

@@ -15,28 +15,24 @@ _NEG_FILL = -1e4
 class PartContrastiveLoss(nn.Module):
     """Contrastive loss over the part embeddings of a batch.
 
-    The metric constraint of SCRIM's coarse parts (Multimedia Tools and
-    Applications, 2024): embeddings of the same class and part lie closer.
+    SCRIM's metric constraint: same-class, same-part embeddings lie closer.
 
-    - ``mode='mamc'``: MAMC (Sun et al., "Multi-Attention Multi-Class
-      Constraint for Fine-grained Image Recognition", ECCV 2018). Each of
-      the ``B * P`` L2-normalised embeddings is an anchor ``(i, p)`` whose
-      others are SPSC (same part and class, other image), SPDC, DPSC
-      (image ``i`` included) or DPDC. SPSC vs SPDC + DPSC + DPDC, SPDC vs
-      DPDC and DPSC vs DPDC each give the N-pair term
+    - ``mode='mamc'``: MAMC (Sun et al., ECCV 2018). Each of the ``B * P``
+      L2-normalised embeddings is an anchor ``(i, p)`` whose others are
+      SPSC (same part and class, other image), SPDC, DPSC (image ``i``
+      included) or DPDC. SPSC vs SPDC + DPSC + DPDC, SPDC vs DPDC and DPSC
+      vs DPDC each give the N-pair term
       ``sum_pos log(1 + sum_neg exp(<a, neg> - <a, pos>))``, averaged over
       the anchors with a positive; the three are summed. Cosines are
-      divided by ``temperature``: on raw cosines the minimum collapses
-      each part onto one point whatever the class (5.84 against 0.52 for
-      class-structured embeddings at 4 classes x 2 images, P = 2,
-      ``temperature=0.1``; 9.55 against 14.9 without).
-    - ``mode='c3s'``: Cross-X's label-free constraint (Luo et al., ICCV
-      2019): with ``S_ij`` the mean cosine of parts ``i`` and ``j`` over
-      image pairs ``b != b'`` (the image itself when ``B = 1``),
+      divided by ``temperature``, else the minimum collapses each part to
+      a point (``docs/part_benchmark.md``).
+    - ``mode='c3s'``: Cross-X's label-free constraint (ICCV 2019): with
+      ``S_ij`` the mean cosine of parts ``i`` and ``j`` over image pairs
+      ``b != b'`` (the image itself when ``B = 1``),
       ``L = sum_i (1 - S_ii) + sum_{i<j} S_ij``.
 
-    Computed in fp32; finite in value and gradient when no class repeats,
-    for a single image and for equal or all-zero embeddings.
+    In fp32; finite in value and gradient when no class repeats, for one
+    image and for equal or all-zero embeddings.
 
     Args:
         mode (str): ``'mamc'`` or ``'c3s'``. Defaults to ``'mamc'``.
@@ -115,9 +111,8 @@ class PartContrastiveLoss(nn.Module):
     def _npair(
         sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
     ) -> torch.Tensor:
-        """N-pair term of one pairing, averaged over anchors with positives.
-
-        ``log(1 + sum exp(s_neg - s_pos)) = softplus(lse(s_neg) - s_pos)``.
+        """N-pair term, averaged over anchors with positives, as
+        ``softplus(lse(s_neg) - s_pos) = log(1 + sum exp(s_neg - s_pos))``.
         """
         lse = torch.logsumexp(sim.masked_fill(~neg, _NEG_FILL), dim=1)
         terms = F.softplus(lse[:, None] - sim)
@@ -155,8 +150,7 @@ class PartContrastiveLoss(nn.Module):
     @staticmethod
     def _c3s(x: torch.Tensor) -> torch.Tensor:
         num_imgs = x.shape[0]
-        # Sum of <x_bi, x_b'j> over all ordered pairs (b, b'), minus the
-        # pairs b = b', without forming the (B, B, P, P) tensor.
+        # <x_bi, x_b'j> summed over b != b' without a (B, B, P, P) tensor.
         same = torch.einsum('bid,bjd->ij', x, x)
         if num_imgs > 1:
             total = x.sum(dim=0)

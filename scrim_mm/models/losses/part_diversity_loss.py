@@ -11,28 +11,24 @@ from mmpretrain.registry import MODELS
 class PartDiversityLoss(nn.Module):
     """Penalise coarse parts that attend to the same place.
 
-    OSME's part maps ``A_p = F * m_p`` share the spatial layout of ``F``
-    unless the excitations pick channels that fire at different places;
-    with a metric loss on pooled vectors only, the attention maps
-    ``a_p = mean_c(A_p)`` come out nearly identical (cosine above 0.99).
-    After MA-CNN's diversity term (Zheng et al., "Learning Multi-Attention
-    Convolutional Neural Network for Fine-Grained Image Recognition", ICCV
-    2017), this loss penalises the overlap of the spatial distributions of
-    every pair of parts (zero with one part)::
+    OSME's part maps ``A_p = F * m_p`` share the layout of ``F`` unless
+    the excitations pick channels that fire at different places; with a
+    metric loss on pooled vectors only, the attention maps
+    ``a_p = mean_c(A_p)`` come out nearly identical. After MA-CNN's
+    diversity term (Zheng et al., ICCV 2017), this penalises the overlap
+    of the spatial distributions of every pair of parts (zero with one
+    part), blind to the scale and offset of ``a_p``::
 
         s_p = softmax_hw(sharpness * standardise_hw(a_p))
         L = mean_b mean_{p<q} <s_p, s_q> / (|s_p| |s_q|)
-
-    Standardising makes it blind to the scale and offset of ``a_p``.
 
     Args:
         sharpness (float): Multiplier of the standardised maps before the
             softmax. High values compare the peaks only; towards 0 the loss
             tends to ``1 - s^2 (1 - r)`` (``r`` the Pearson correlation of
-            the maps): the whole layout, with a gradient shrinking as
-            ``s^2``. On the hard demo set, 1.0 at weight 0.2 left the
-            stage-3 maps more correlated (0.96) than 2.0 (0.73).
-            Defaults to 2.0.
+            the maps), the whole layout, with a gradient shrinking as
+            ``s^2``; 1.0 left stage-3 maps more correlated (hard demo set,
+            weight 0.2: 0.96 against 0.73). Defaults to 2.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         eps (float): Added to the spatial std. Defaults to 1e-6.
     """

@@ -47,22 +47,13 @@ def _per_stage(value, num_stages: int, name: str) -> tuple:
 class CPLNeck(BaseModule):
     """Coarse parts localisation (CPL) of SCRIM, one branch per stage.
 
-    SCRIM (Multimedia Tools and Applications, 2024) places a CPL on each of
-    the last backbone stages: an :class:`OSME` block gives ``P`` channel
-    excitations ``m_p``; the part map is ``A_p = F * m_p``, the part vector
-    ``f_p = pool(A_p)``, optionally projected to a ``D``-dimensional
-    embedding for the part metric loss. Inside a :class:`SCRIMClassifier`
-    ``in_channels`` and ``stage_names`` are derived.
-
-    The metric loss trains OSME and the projection only (the embeddings
-    come from the detached stage maps): through the backbone it pulled the
-    pooled features to one point per part within the first epoch on the
-    hard demo set (63.9 % top-1 against 75.3 % for the plain backbone).
-    The diversity loss of :class:`SCRIMHead` does reach the backbone: on
-    OSME alone it left the stage-4 parts on the same place in 76-95 % of
-    images; at weight 1.0 the maps still correlated at 0.90-1.00 and
-    fine-tuned SCRIM fell behind its plain backbone on one seed
-    (``docs/part_benchmark.md``).
+    On each of the last backbone stages, an :class:`OSME` block gives ``P``
+    channel excitations ``m_p``; the part map is ``A_p = F * m_p``, the
+    part vector ``f_p = pool(A_p)``, optionally projected to a ``D``-dim
+    embedding for the metric loss, which trains OSME and the projection
+    only (from the detached maps); the diversity loss of :class:`SCRIMHead`
+    reaches the backbone (``docs/part_benchmark.md``).
+    :class:`SCRIMClassifier` derives ``in_channels`` and ``stage_names``.
 
     Args:
         in_channels (int | Sequence[int]): Channels of every stage map used.
@@ -169,9 +160,8 @@ class CPLNeck(BaseModule):
             squeeze = x.mean(dim=(2, 3))
             m = self.osmes[i](squeeze)  # (B, P, C)
             enhanced.append(x * m.mean(dim=1)[:, :, None, None])
-            # m_p > 0 per channel commutes with GAP and GMP over H, W:
-            # pooling F once avoids materialising the P part maps, with the
-            # same values and gradients.
+            # m_p > 0 commutes with GAP and GMP: pooling F once skips the P
+            # part maps, with the same values and gradients.
             if self.pools[i] == 'avg':
                 pooled = squeeze
             else:

@@ -13,10 +13,8 @@ from mmpretrain.registry import MODELS
 class OSME(BaseModule):
     """One-squeeze multi-excitation (OSME) channel attention.
 
-    The part excitation block of Cross-X (Luo et al., "Cross-X Learning for
-    Fine-Grained Visual Categorization", ICCV 2019), used by SCRIM's CPL.
-    One squeeze ``z = GAP(F)`` feeds ``P`` excitations, stacked so that all
-    parts are one batched contraction::
+    Cross-X's part excitations (Luo et al., ICCV 2019), used by the CPL:
+    one squeeze ``z = GAP(F)`` feeds ``P`` excitations, batched over parts::
 
         m_p = sigmoid(W2_p relu(W1_p z)),  W1_p: C -> C/r,  W2_p: C/r -> C
 

@@ -56,14 +56,12 @@ def generate_anchors(
 ) -> Tensor:
     """Generate the anchors of all pyramid levels for one input size.
 
-    NTS-Net's anchor layout (Yang et al., ECCV 2018) for any input size.
-    Level ``l`` has ``ceil(H / strides[l]) x ceil(W / strides[l])``
-    positions (the output of padding-1, stride-2 3x3 convs), centred at
-    ``strides[l] / 2 + k * strides[l]``, each with one anchor per
-    (scale, ratio) of height ``sizes[l] * scale / sqrt(ratio)`` and width
-    ``sizes[l] * scale * sqrt(ratio)``. The order matches
-    :class:`Navigator`'s scores: level, row ``y``, column ``x``, then type
-    ``scale_index * len(ratios[l]) + ratio_index``.
+    NTS-Net's layout for any input size: level ``l`` of stride ``s`` has
+    ``ceil(H / s) x ceil(W / s)`` positions (the output of padding-1,
+    stride-2 3x3 convs) centred at ``s / 2 + k * s``, each with one anchor
+    per (scale, ratio) of height ``sizes[l] * scale / sqrt(ratio)`` and
+    width ``sizes[l] * scale * sqrt(ratio)``. In :class:`Navigator`'s
+    order: level, row, column, type ``scale_i * len(ratios[l]) + ratio_i``.
 
     Args:
         img_shape (Tuple[int, int]): Network input size ``(H, W)``; should
@@ -123,10 +121,8 @@ def generate_anchors(
     return torch.cat(anchors).to(device=device, dtype=dtype)
 
 
-#: Widest square box of a kept anchor level over the smaller input side.
-#: A region as large as the image localises nothing: at 128 px, NTS-Net's
-#: first stage-4 level (60-76 px) let the best region "contain" the part
-#: in 44 % of images by chance (part benchmark).
+#: Widest square box of a kept anchor level over the smaller input side: a
+#: region as large as the image localises nothing (docs/part_benchmark.md).
 MAX_REGION_FRAC = 0.4
 
 
@@ -140,10 +136,9 @@ def fit_anchor_levels(
 
     Levels are kept from the first on while their widest square box,
     ``size * max(scales)``, is at most ``max_frac`` of the smaller input
-    side; if none is, the first is kept, shrunk to that width. At 448 px
-    this drops the last level of NTS-Net's stage-4 pyramid (192-304 px);
-    at 128 px stage 4 keeps its first level, shrunk from 60-76 px to
-    40-51 px.
+    side; if none is, the first is kept, shrunk to that width (NTS-Net's
+    stage 4: 448 px drops the 192-304 px level; 128 px keeps the first,
+    60-76 px shrunk to 40-51 px).
 
     Args:
         sizes (Sequence[float]): Base size of every level.
@@ -176,9 +171,8 @@ def input_size_problem(
 ) -> Optional[str]:
     """What is wrong with an input size for the FPL stage strides.
 
-    The one check of the rule, used by :meth:`FPLHead.select` and
-    :mod:`scrim_mm.utils.config_check`: both sides must be positive
-    multiples of every stage stride.
+    Both sides must be positive multiples of every stage stride; the one
+    check, of :meth:`FPLHead.select` and :mod:`scrim_mm.utils.config_check`.
 
     Args:
         height (int): Input height.

@@ -12,14 +12,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 class CropNormStats(nn.Module):
     """Running statistics of a backbone's batch norms for the crop pass.
 
-    SCRIM runs the shared backbone on the full images and on the zoomed
-    crops, whose statistics differ; with one set of running statistics,
-    test images are normalised with a mixture of both. On the hard demo
-    set, recomputing them from full images alone raised the raw
-    classifier's top-1 from 27 % to 50 %. This module keeps a second set,
-    used (and updated) only by the crop pass; the weights stay shared. It
-    starts as a copy of the backbone's at the first training crop pass (the
-    pretrained statistics when fine-tuning).
+    The shared backbone sees full images and zoomed crops, whose statistics
+    differ; one set would normalise test images with a mixture of both
+    (``docs/part_benchmark.md``). This keeps a second set, used and updated
+    only by the crop pass (weights shared), copied from the backbone's at
+    the first training crop pass (the pretrained ones when fine-tuning).
 
     Args:
         backbone (nn.Module): The backbone whose batch norms get crop stats.
@@ -54,8 +51,7 @@ class CropNormStats(nn.Module):
             The backbone's outputs; in training the crop statistics update.
         """
         own = dict(backbone.named_buffers())
-        # Not while tracing (FLOP counting, export) or on the meta device
-        # (shape-only dry runs): the copy is a one-off of real training.
+        # A one-off of real training: not while tracing nor on ``meta``.
         if (
             backbone.training
             and self.initialised.device.type != 'meta'

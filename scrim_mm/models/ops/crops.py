@@ -16,20 +16,18 @@ def crop_regions(
 ) -> Tensor:
     """Cut boxes out of the input images and resize them, in one op.
 
-    NTS-Net's crop step (Yang et al., ECCV 2018) as one
-    :func:`torchvision.ops.roi_align` call (``aligned=True``: pixel ``i``
-    spans ``[i, i + 1)``), averaging ``sampling_ratio ** 2`` bilinear
-    samples per bin. Samples more than half a pixel outside the image read
-    zeros (NTS-Net's zero padding of the normalised input); closer ones
-    read the border pixel. The result is detached from boxes and inputs.
+    NTS-Net's crop step as one :func:`torchvision.ops.roi_align` call
+    (``aligned=True``: pixel ``i`` spans ``[i, i + 1)``), averaging
+    ``sampling_ratio ** 2`` bilinear samples per bin. Samples over half a
+    pixel outside the image read zeros (NTS-Net's zero padding), closer
+    ones the border pixel. Detached from boxes and inputs.
 
     Args:
         inputs (Tensor): Images (B, C, H, W).
         boxes (Tensor): Boxes (B, N, 4), ``(x1, y1, x2, y2)`` in input
             pixels; they may extend beyond the image.
         out_size (int | Sequence[int]): Output size ``(h, w)`` or one int.
-        sampling_ratio (int): Sampling points per bin and axis.
-            Defaults to 2.
+        sampling_ratio (int): Sampling points per bin and axis. Defaults to 2.
 
     Returns:
         Tensor: Crops (B * N, C, h, w), image-major (``b * N + n``).
@@ -51,9 +49,8 @@ def crop_regions(
         out_size = (out_size, out_size)
     out_size = (int(out_size[0]), int(out_size[1]))
     num_imgs, num_boxes = boxes.shape[:2]
-    # Image index of every box. ``expand``, not ``repeat_interleave``:
-    # under jit.trace (FLOP counter, ONNX) ``num_boxes`` is a CPU tensor,
-    # which ``repeat_interleave`` refuses next to CUDA inputs.
+    # Image index of every box; not repeat_interleave, which refuses the
+    # CPU tensor num_boxes of jit.trace (FLOPs, ONNX) next to CUDA inputs.
     batch_idx = (
         torch.arange(num_imgs, device=boxes.device, dtype=inputs.dtype)
         .view(-1, 1)

@@ -27,14 +27,12 @@ def batched_hard_nms(
 ) -> Tensor:
     """Greedy hard NMS on every image of a batch, returning ``max_num`` picks.
 
-    NTS-Net's selection (Yang et al., ECCV 2018): boxes are visited in
-    descending score order, and one is kept while its IoU with every kept
-    box is below ``iou_thr``, up to ``max_num``. Only the picks are looped
-    over, each a few batched float32 ops on ``(B, A)`` tensors: nothing
-    leaves the device or synchronises with the host. If fewer than
-    ``max_num`` survive, the best unpicked boxes (suppressed included) fill
-    the rest, so every image gets ``max_num`` distinct indices. Ties go to
-    the lower index; NaN scores count as ``-inf``.
+    NTS-Net's selection: in descending score order, a box is kept while
+    its IoU with every kept box is below ``iou_thr``, up to ``max_num``;
+    only the picks loop, as batched float32 ops with no host sync. If
+    fewer survive, the best unpicked boxes (suppressed included) fill the
+    rest, so every image gets ``max_num`` distinct indices. Ties go to the
+    lower index; NaN scores count as ``-inf``.
 
     Args:
         boxes (Tensor): Boxes ``(x1, y1, x2, y2)``, (A, 4) shared by the

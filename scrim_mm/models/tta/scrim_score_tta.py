@@ -10,13 +10,12 @@ from mmpretrain.structures import DataSample
 class SCRIMAverageClsScoreTTA(AverageClsScoreTTA):
     """Average the class scores of the views; regions of the plain view.
 
-    TTA for SCRIM (``tools/test.py --tta``). mmpretrain's
-    :class:`AverageClsScoreTTA` replaces only ``pred_score`` of the first
-    view's sample, keeping its ``pred_label``, regions and metainfo (the
-    flipped view's in the default ``tta_pipeline``). This class averages
-    ``pred_score``, sets ``pred_label`` to its arg-max, and keeps the other
-    fields and metainfo of the first un-flipped view (else the first), so
-    the regions map back to the original image as without TTA.
+    For ``tools/test.py --tta``. mmpretrain's :class:`AverageClsScoreTTA`
+    replaces only ``pred_score`` of the first view's sample (the flipped
+    one in the default ``tta_pipeline``). This averages ``pred_score``,
+    sets ``pred_label`` to its arg-max and keeps the other fields and
+    metainfo of the first un-flipped view (else the first), so the regions
+    map back to the original image as without TTA.
 
     Args:
         module (dict | nn.Module): The tested model.
