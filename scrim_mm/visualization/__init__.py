@@ -1,6 +1,6 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 # The box mapping lives in ``scrim_mm.structures``; it is re-exported here
-# because ``scrim_mm.visualization.boxes_to_original`` is documented.
+# for code written when it lived in this package.
 from ..structures import (
     boxes_to_original,
     input_geometry,
