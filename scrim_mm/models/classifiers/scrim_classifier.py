@@ -143,8 +143,8 @@ class SCRIMClassifier(ImageClassifier):
             Tensor: (N, C) pooled last backbone stage map of each crop.
         """
         crops = self._memory_format(crops)
-        with torch.no_grad():
-            last = self.crop_norm_stats(self.backbone, crops)[-1]
+        with torch.no_grad(), self.crop_norm_stats.swap(self.backbone):
+            last = self.backbone(crops)[-1]
         return last.mean(dim=(2, 3))
 
     def _memory_format(self, images: torch.Tensor) -> torch.Tensor:

@@ -168,11 +168,17 @@ class FPLHead(BaseModule):
                 'unique; give each stage its own name',
             ),
             (
-                not 1 <= num_test_parts <= num_train_parts,
-                f'num_test_parts={num_test_parts}: not in [1, '
-                f'num_train_parts={num_train_parts}]; inference keeps the '
-                'first K of the M regions per stage of training; set 1 <= '
-                'num_test_parts <= num_train_parts',
+                min(num_test_parts, num_train_parts) < 1,
+                f'num_train_parts={num_train_parts}, num_test_parts='
+                f'{num_test_parts}: must be positive (M and K regions per '
+                'stage); set both to 1 or more',
+            ),
+            (
+                num_test_parts > num_train_parts,
+                f'num_test_parts={num_test_parts}: more than num_train_parts='
+                f'{num_train_parts}, but inference keeps the first K of the M '
+                f'regions of training (K <= M); set num_test_parts <= '
+                f'{num_train_parts}',
             ),
             (
                 crop_size is not None

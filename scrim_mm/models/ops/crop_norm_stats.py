@@ -1,22 +1,24 @@
 # Copyright (c) scrim-mm contributors. All rights reserved.
 """Separate batch-norm statistics for the crops of the shared backbone."""
 
-from typing import Dict
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Tuple
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
+
+_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
 class CropNormStats(nn.Module):
     """Running statistics of a backbone's batch norms for the crop pass.
 
     The shared backbone sees full images and zoomed crops, whose statistics
-    differ; one set would normalise test images with a mixture of both
-    (``docs/part_benchmark.md``). This keeps a second set, used and updated
-    only by the crop pass (weights shared), copied from the backbone's at
-    the first training crop pass (the pretrained ones when fine-tuning).
+    differ; with one set, test images are normalised with a mixture of both
+    (``docs/part_benchmark.md``). This module keeps a second set, swapped
+    in (and updated) only for the crop pass; the weights stay shared. It
+    starts as a copy of the backbone's at the first training crop pass.
 
     Args:
         backbone (nn.Module): The backbone whose batch norms get crop stats.
@@ -24,43 +26,60 @@ class CropNormStats(nn.Module):
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        # Backbone buffer name -> own buffer name (no dots allowed).
-        self._keys: Dict[str, str] = {}
+        self._names: List[str] = []
         for name, module in backbone.named_modules():
             if isinstance(module, _BatchNorm) and module.track_running_stats:
-                for stat in (
-                    'running_mean',
-                    'running_var',
-                    'num_batches_tracked',
-                ):
-                    key = f'{name}.{stat}'
-                    self._keys[key] = key.replace('.', '__')
+                key = name.replace('.', '__')
+                self._names.append(name)
+                for stat in _STATS:
                     self.register_buffer(
-                        self._keys[key], getattr(module, stat).detach().clone()
+                        f'{key}__{stat}',
+                        getattr(module, stat).detach().clone(),
                     )
         self.register_buffer('initialised', torch.tensor(False))
 
-    def forward(self, backbone: nn.Module, images: torch.Tensor):
-        """Run ``backbone`` on ``images`` with the crop statistics.
+    def _pairs(
+        self, backbone: nn.Module
+    ) -> Iterator[Tuple[_BatchNorm, Dict[str, str]]]:
+        modules = dict(backbone.named_modules())
+        for name in self._names:
+            key = name.replace('.', '__')
+            yield modules[name], {s: f'{key}__{s}' for s in _STATS}
+
+    @torch.no_grad()
+    def _copy_from(self, backbone: nn.Module) -> None:
+        for module, keys in self._pairs(backbone):
+            for stat, key in keys.items():
+                getattr(self, key).copy_(getattr(module, stat))
+        self.initialised.fill_(True)
+
+    @contextmanager
+    def swap(self, backbone: nn.Module) -> Iterator[None]:
+        """Use the crop statistics in ``backbone`` inside the context.
 
         Args:
             backbone (nn.Module): The backbone this module was built for.
-            images (torch.Tensor): The crops (N, 3, h, w).
-
-        Returns:
-            The backbone's outputs; in training the crop statistics update.
         """
-        own = dict(backbone.named_buffers())
-        # A one-off of real training: not while tracing nor on ``meta``.
+        # Not while tracing (FLOP counting, export) or on the meta device
+        # (shape-only dry runs): the copy is a one-off of real training.
         if (
             backbone.training
             and self.initialised.device.type != 'meta'
             and not torch.jit.is_tracing()
             and not bool(self.initialised)
         ):
-            with torch.no_grad():
-                for name, key in self._keys.items():
-                    getattr(self, key).copy_(own[name])
-                self.initialised.fill_(True)
-        stats = {name: getattr(self, key) for name, key in self._keys.items()}
-        return functional_call(backbone, stats, (images,))
+            self._copy_from(backbone)
+        pairs = list(self._pairs(backbone))
+        for module, keys in pairs:
+            for stat, key in keys.items():
+                own, crop = getattr(module, stat), getattr(self, key)
+                setattr(module, stat, crop)
+                setattr(self, key, own)
+        try:
+            yield
+        finally:
+            for module, keys in pairs:
+                for stat, key in keys.items():
+                    crop, own = getattr(module, stat), getattr(self, key)
+                    setattr(module, stat, own)
+                    setattr(self, key, crop)
