@@ -140,8 +140,10 @@ class FPLHead(BaseModule):
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         num_stages = len(in_channels)
-        stage_names = stage_names or default_stage_names(num_stages)
-        anchor_cfgs = anchor_cfgs or [dict() for _ in range(num_stages)]
+        if stage_names is None:
+            stage_names = default_stage_names(num_stages)
+        if anchor_cfgs is None:
+            anchor_cfgs = [dict() for _ in range(num_stages)]
         if isinstance(crop_size, int):
             crop_size = (crop_size, crop_size)
         crop_size = crop_size and tuple(int(c) for c in crop_size)

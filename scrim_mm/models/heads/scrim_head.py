@@ -107,9 +107,9 @@ class SCRIMHead(ClsHead):
             contrastive_weights = [0.5**i for i in range(num_stages, 0, -1)]
         if diversity_weights is None:
             diversity_weights = [0.2 * 1.5**i for i in range(num_stages)][::-1]
-        self.stage_names = tuple(
-            stage_names or default_stage_names(num_stages)
-        )
+        if stage_names is None:
+            stage_names = default_stage_names(num_stages)
+        self.stage_names = tuple(stage_names)
         self.contrastive_weights = tuple(contrastive_weights)
         self.diversity_weights = tuple(diversity_weights)
         if num_fpl_parts > 0 and fpl_channels is None:
