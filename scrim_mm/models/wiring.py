@@ -220,7 +220,7 @@ def wire(backbone: nn.Module, num_classes: Optional[int], **parts) -> None:
             (
                 'feat_channels',
                 stages[-1].channels,
-                f'the last output of ' f'{source}, which encodes the crops',
+                f'the last output of {source}, which encodes the crops',
             ),
             (
                 'stage_strides',

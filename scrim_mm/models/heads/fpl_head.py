@@ -146,7 +146,8 @@ class FPLHead(BaseModule):
             anchor_cfgs = [dict() for _ in range(num_stages)]
         if isinstance(crop_size, int):
             crop_size = (crop_size, crop_size)
-        crop_size = crop_size and tuple(int(c) for c in crop_size)
+        if crop_size is not None:
+            crop_size = tuple(int(c) for c in crop_size)
         for key, value in (
             ('stage_strides', stage_strides),
             ('stage_names', stage_names),
@@ -158,45 +159,41 @@ class FPLHead(BaseModule):
                     f'{num_stages} stages of in_channels='
                     f'{tuple(in_channels)}; give one per stage'
                 )
-        problems = (
-            (
-                num_classes <= 0,
-                f'num_classes={num_classes}: must be positive; '
-                'set the number of classes of the dataset',
-            ),
-            (
-                num_stages == 0 or len(set(stage_names)) != num_stages,
+        if num_classes <= 0:
+            raise ValueError(
+                f'num_classes={num_classes}: must be positive; set the '
+                'number of classes of the dataset'
+            )
+        if num_stages == 0 or len(set(stage_names)) != num_stages:
+            raise ValueError(
                 f'stage_names={tuple(stage_names)}: must be non-empty and '
-                'unique; give each stage its own name',
-            ),
-            (
-                min(num_test_parts, num_train_parts) < 1,
+                'unique; give each stage its own name'
+            )
+        if min(num_test_parts, num_train_parts) < 1:
+            raise ValueError(
                 f'num_train_parts={num_train_parts}, num_test_parts='
                 f'{num_test_parts}: must be positive (M and K regions per '
-                'stage); set both to 1 or more',
-            ),
-            (
-                num_test_parts > num_train_parts,
+                'stage); set both to 1 or more'
+            )
+        if num_test_parts > num_train_parts:
+            raise ValueError(
                 f'num_test_parts={num_test_parts}: more than num_train_parts='
                 f'{num_train_parts}, but inference keeps the first K of the M '
                 f'regions of training (K <= M); set num_test_parts <= '
-                f'{num_train_parts}',
-            ),
-            (
-                crop_size is not None
-                and (len(crop_size) != 2 or min(crop_size) <= 0),
+                f'{num_train_parts}'
+            )
+        if crop_size is not None and (
+            len(crop_size) != 2 or min(crop_size) <= 0
+        ):
+            raise ValueError(
                 f'crop_size={crop_size}: not a size; give a positive int, '
-                '(h, w) or None (half the input)',
-            ),
-            (
-                explore < 0,
+                '(h, w) or None (half the input)'
+            )
+        if explore < 0:
+            raise ValueError(
                 f'explore={explore}: must be >= 0; set 0 to turn '
-                'exploration off',
-            ),
-        )
-        for failed, message in problems:
-            if failed:
-                raise ValueError(message)
+                'exploration off'
+            )
 
         self.num_classes = num_classes
         self.in_channels = tuple(int(c) for c in in_channels)

@@ -173,10 +173,14 @@ class SCRIMHead(ClsHead):
                 for c in self.part_channels
             )
         self.cpl_fcs = cpl_fcs
-        self.contrastive_module = contrastive_loss and MODELS.build(
-            contrastive_loss
+        self.contrastive_module = (
+            None
+            if contrastive_loss is None
+            else MODELS.build(contrastive_loss)
         )
-        self.diversity_module = diversity_loss and MODELS.build(diversity_loss)
+        self.diversity_module = (
+            None if diversity_loss is None else MODELS.build(diversity_loss)
+        )
 
     def _check_inputs(self, feats: CPLOutput) -> None:
         """Check the neck output (hand-set in a plain ``ImageClassifier``)."""
@@ -208,7 +212,12 @@ class SCRIMHead(ClsHead):
         self._check_inputs(feats)
         return self._fuse(feats, fpl_feats, feats.feats[-1].mean(dim=(2, 3)))
 
-    def _fuse(self, feats: CPLOutput, fpl_feats, global_feat) -> torch.Tensor:
+    def _fuse(
+        self,
+        feats: CPLOutput,
+        fpl_feats: Optional[torch.Tensor],
+        global_feat: torch.Tensor,
+    ) -> torch.Tensor:
         parts = [global_feat, *(v.flatten(1) for v in feats.part_vecs)]
         if self.num_fpl_parts > 0:
             parts.append(fpl_feats.flatten(1))
