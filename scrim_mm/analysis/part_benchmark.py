@@ -11,6 +11,7 @@ attention peak lies in the part, and how distinct the CPL parts are.
 """
 
 import copy
+import os
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -419,6 +420,56 @@ def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
             ]
         rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
+
+
+#: Where :func:`machine_line` reads the CPU (Linux; absent elsewhere).
+CPUINFO = '/proc/cpuinfo'
+L2_SIZE = '/sys/devices/system/cpu/cpu0/cache/index2/size'
+
+
+def machine_line() -> str:
+    """One line naming what the CPU figures depend on.
+
+    The runs are deterministic for one thread setting on one machine only:
+    two machines of the same kind gave other figures from the same command
+    (``docs/part_benchmark.md``), as oneDNN picks its kernels and blocking
+    by CPU. The line names the CPU model, its L2 cache, the torch build,
+    its CPU capability and the thread count, so that a table can be tied to
+    the machine that made it. What cannot be read is ``unknown``.
+
+    Returns:
+        str: ``machine: <cpu> (family F model M stepping S), L2 <size>,
+        torch <version> (<capability>), <n> threads``.
+    """
+    info = {}
+    if osp.isfile(CPUINFO):
+        with open(CPUINFO) as f:
+            for line in f:
+                key, sep, value = line.partition(':')
+                if not sep:
+                    if info:  # the end of the first processor's block
+                        break
+                    continue
+                info.setdefault(key.strip(), value.strip())
+    l2 = 'unknown'
+    if osp.isfile(L2_SIZE):
+        with open(L2_SIZE) as f:
+            l2 = f.read().strip()
+    cpu = info.get('model name', 'unknown CPU')
+    ids = ' '.join(
+        f'{name} {info.get(key, "?")}'
+        for name, key in (
+            ('family', 'cpu family'),
+            ('model', 'model'),
+            ('stepping', 'stepping'),
+        )
+    )
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (
+        f'machine: {cpu} ({ids}), L2 {l2}, {os.cpu_count()} CPUs, torch '
+        f'{torch.__version__} ({capability}), {torch.get_num_threads()} '
+        'threads'
+    )
 
 
 def worst_seed_diff(result: PartBenchmarkResult) -> float:

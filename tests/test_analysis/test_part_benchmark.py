@@ -376,12 +376,48 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
         'class' in proc.stdout
     )
     assert any(line.startswith('| FPL stage |') for line in lines)
+    machine = [line for line in lines if line.startswith('machine: ')]
+    assert len(machine) == 1
+    assert f'torch {torch.__version__} (' in machine[0]
     assert any(line.startswith('| CPL stage |') for line in lines)
     for protocol in ('scratch', 'finetune'):
         for name in ('scrim', 'plain'):
             assert osp.isfile(
                 osp.join(tmp_path, 'work', protocol, name, 'epoch_1.pth')
             )
+
+
+def test_machine_line_names_the_cpu_cache_torch_and_threads(
+    tmp_path, monkeypatch
+):
+    from scrim_mm.analysis import part_benchmark as pb
+
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(
+        'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n'
+        'model\t\t: 143\nmodel name\t: Test CPU @ 2.0GHz\n'
+        'stepping\t: 8\n\nprocessor\t: 1\nmodel name\t: Other CPU\n'
+    )
+    l2 = tmp_path / 'l2'
+    l2.write_text('2048K\n')
+    monkeypatch.setattr(pb, 'CPUINFO', str(cpuinfo))
+    monkeypatch.setattr(pb, 'L2_SIZE', str(l2))
+    threads = torch.get_num_threads()
+    line = pb.machine_line()
+    assert line.startswith(
+        'machine: Test CPU @ 2.0GHz (family 6 model 143 stepping 8), '
+        'L2 2048K, '
+    ), line
+    assert line.endswith(
+        f'torch {torch.__version__} '
+        f'({torch.backends.cpu.get_cpu_capability()}), {threads} threads'
+    ), line
+    # Nothing to read (not Linux): named as unknown, no error.
+    monkeypatch.setattr(pb, 'CPUINFO', str(tmp_path / 'missing'))
+    monkeypatch.setattr(pb, 'L2_SIZE', str(tmp_path / 'missing'))
+    assert pb.machine_line().startswith(
+        'machine: unknown CPU (family ? model ? stepping ?), L2 unknown, '
+    )
 
 
 def test_tool_rejects_a_plain_config(repo_root, tmp_path):

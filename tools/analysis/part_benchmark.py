@@ -149,6 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     from scrim_mm.analysis import (
         format_part_benchmark,
+        machine_line,
         run_protocols,
         summary_line,
     )
@@ -173,6 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         seeds=args.seeds,
         ann_format=args.ann_format,
     )
+    print(f'\n{machine_line()}')
     for protocol, result in results.items():
         print(f'\n## protocol: {protocol}\n')
         if protocol == 'finetune':
