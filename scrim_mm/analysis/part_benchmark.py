@@ -439,7 +439,7 @@ def machine_line() -> str:
 
     Returns:
         str: ``machine: <cpu> (family F model M stepping S), L2 <size>,
-        torch <version> (<capability>), <n> threads``.
+        <n> CPUs, torch <version> (<capability>), <n> threads``.
     """
     info = {}
     if osp.isfile(CPUINFO):
@@ -465,10 +465,11 @@ def machine_line() -> str:
         )
     )
     capability = torch.backends.cpu.get_cpu_capability()
+    threads = torch.get_num_threads()
     return (
         f'machine: {cpu} ({ids}), L2 {l2}, {os.cpu_count()} CPUs, torch '
-        f'{torch.__version__} ({capability}), {torch.get_num_threads()} '
-        'threads'
+        f'{torch.__version__} ({capability}), {threads} '
+        f'thread{"" if threads == 1 else "s"}'
     )
 
 

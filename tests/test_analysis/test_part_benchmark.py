@@ -402,7 +402,9 @@ def test_machine_line_names_the_cpu_cache_torch_and_threads(
     l2.write_text('2048K\n')
     monkeypatch.setattr(pb, 'CPUINFO', str(cpuinfo))
     monkeypatch.setattr(pb, 'L2_SIZE', str(l2))
-    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 1)
+    assert pb.machine_line().endswith(', 1 thread')
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 3)
     line = pb.machine_line()
     assert line.startswith(
         'machine: Test CPU @ 2.0GHz (family 6 model 143 stepping 8), '
@@ -410,7 +412,7 @@ def test_machine_line_names_the_cpu_cache_torch_and_threads(
     ), line
     assert line.endswith(
         f'torch {torch.__version__} '
-        f'({torch.backends.cpu.get_cpu_capability()}), {threads} threads'
+        f'({torch.backends.cpu.get_cpu_capability()}), 3 threads'
     ), line
     # Nothing to read (not Linux): named as unknown, no error.
     monkeypatch.setattr(pb, 'CPUINFO', str(tmp_path / 'missing'))
