@@ -11,7 +11,6 @@ attention peak lies in the part, and how distinct the CPL parts are.
 """
 
 import copy
-import os
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -22,6 +21,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import METRICS, MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils import describe_machine
 from .part_diversity import part_diversity
 
 DIVERSITY_KEYS = ('excitation_cos', 'map_cos', 'map_corr', 'same_peak')
@@ -422,55 +422,10 @@ def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
     return '\n'.join(rows)
 
 
-#: Where :func:`machine_line` reads the CPU (Linux; absent elsewhere).
-CPUINFO = '/proc/cpuinfo'
-L2_SIZE = '/sys/devices/system/cpu/cpu0/cache/index2/size'
-
-
 def machine_line() -> str:
-    """One line naming what the CPU figures depend on.
-
-    The runs are deterministic for one thread setting on one machine only:
-    two machines of the same kind gave other figures from the same command
-    (``docs/part_benchmark.md``), as oneDNN picks its kernels and blocking
-    by CPU. The line names the CPU model, its L2 cache, the torch build,
-    its CPU capability and the thread count, so that a table can be tied to
-    the machine that made it. What cannot be read is ``unknown``.
-
-    Returns:
-        str: ``machine: <cpu> (family F model M stepping S), L2 <size>,
-        <n> CPUs, torch <version> (<capability>), <n> threads``.
-    """
-    info = {}
-    if osp.isfile(CPUINFO):
-        with open(CPUINFO) as f:
-            for line in f:
-                key, sep, value = line.partition(':')
-                if not sep:
-                    if info:  # the end of the first processor's block
-                        break
-                    continue
-                info.setdefault(key.strip(), value.strip())
-    l2 = 'unknown'
-    if osp.isfile(L2_SIZE):
-        with open(L2_SIZE) as f:
-            l2 = f.read().strip()
-    cpu = info.get('model name', 'unknown CPU')
-    ids = ' '.join(
-        f'{name} {info.get(key, "?")}'
-        for name, key in (
-            ('family', 'cpu family'),
-            ('model', 'model'),
-            ('stepping', 'stepping'),
-        )
-    )
-    capability = torch.backends.cpu.get_cpu_capability()
-    threads = torch.get_num_threads()
-    return (
-        f'machine: {cpu} ({ids}), L2 {l2}, {os.cpu_count()} CPUs, torch '
-        f'{torch.__version__} ({capability}), {threads} '
-        f'thread{"" if threads == 1 else "s"}'
-    )
+    """``machine: <what the figures depend on>``, printed above the tables
+    (:func:`~scrim_mm.utils.describe_machine`)."""
+    return f'machine: {describe_machine()}'
 
 
 def worst_seed_diff(result: PartBenchmarkResult) -> float:

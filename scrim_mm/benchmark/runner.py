@@ -9,7 +9,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-from ..utils import compile_steps, retain_cpu_memory
+from ..utils import compile_steps, describe_machine, retain_cpu_memory
 from .flops import count_flops
 from .memory import peak_memory
 from .models import (
@@ -257,10 +257,7 @@ def run_benchmark(opts: BenchmarkOptions) -> dict:
             opts.warmup,
             opts.seed,
         )
-    if opts.device == 'cuda':
-        device_name = torch.cuda.get_device_name()
-    else:
-        device_name = f'{torch.get_num_threads()} threads'
+    device_name = describe_machine()
     settings = asdict(opts)
     settings.update(
         baseline=baseline_name,

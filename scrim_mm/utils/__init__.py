@@ -2,6 +2,7 @@
 from .checkpoint_check import check_checkpoint_keys
 from .config_check import check_config
 from .cpu_memory import RETAIN_CPU_MEMORY_ENV, retain_cpu_memory
+from .machine import describe_machine
 from .run_config import (
     add_rng_state_hook,
     apply_amp,
@@ -20,6 +21,7 @@ from .tta_config import default_tta_pipeline, use_tta
 __all__ = [
     'check_checkpoint_keys',
     'check_config',
+    'describe_machine',
     'apply_amp',
     'apply_compile',
     'compile_steps',

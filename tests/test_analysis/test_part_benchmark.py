@@ -387,41 +387,6 @@ def test_tool_end_to_end(hard_root, repo_root, tmp_path):
             )
 
 
-def test_machine_line_names_the_cpu_cache_torch_and_threads(
-    tmp_path, monkeypatch
-):
-    from scrim_mm.analysis import part_benchmark as pb
-
-    cpuinfo = tmp_path / 'cpuinfo'
-    cpuinfo.write_text(
-        'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n'
-        'model\t\t: 143\nmodel name\t: Test CPU @ 2.0GHz\n'
-        'stepping\t: 8\n\nprocessor\t: 1\nmodel name\t: Other CPU\n'
-    )
-    l2 = tmp_path / 'l2'
-    l2.write_text('2048K\n')
-    monkeypatch.setattr(pb, 'CPUINFO', str(cpuinfo))
-    monkeypatch.setattr(pb, 'L2_SIZE', str(l2))
-    monkeypatch.setattr(torch, 'get_num_threads', lambda: 1)
-    assert pb.machine_line().endswith(', 1 thread')
-    monkeypatch.setattr(torch, 'get_num_threads', lambda: 3)
-    line = pb.machine_line()
-    assert line.startswith(
-        'machine: Test CPU @ 2.0GHz (family 6 model 143 stepping 8), '
-        'L2 2048K, '
-    ), line
-    assert line.endswith(
-        f'torch {torch.__version__} '
-        f'({torch.backends.cpu.get_cpu_capability()}), 3 threads'
-    ), line
-    # Nothing to read (not Linux): named as unknown, no error.
-    monkeypatch.setattr(pb, 'CPUINFO', str(tmp_path / 'missing'))
-    monkeypatch.setattr(pb, 'L2_SIZE', str(tmp_path / 'missing'))
-    assert pb.machine_line().startswith(
-        'machine: unknown CPU (family ? model ? stepping ?), L2 unknown, '
-    )
-
-
 def test_tool_rejects_a_plain_config(repo_root, tmp_path):
     from scrim_mm.analysis import run_part_benchmark
 

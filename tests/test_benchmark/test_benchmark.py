@@ -18,6 +18,7 @@ from torch.profiler import record_function
 import scrim_mm.benchmark as bench
 from scrim_mm.benchmark.runner import _build_models, _ratios
 from scrim_mm.benchmark.steps import _cpu_seconds
+from scrim_mm.utils import describe_machine
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis' / 'benchmark.py'
@@ -139,7 +140,10 @@ def test_defaults_are_the_tools_defaults(report):
     settings = res['settings']
     assert settings['channels_last'] is True
     assert settings['compile'] is False
-    assert settings['device_name'] == f'{torch.get_num_threads()} threads'
+    # The machine is named as in the part benchmark, threads included.
+    assert settings['device_name'] == describe_machine()
+    threads = torch.get_num_threads()
+    assert re.search(f', {threads} threads?$', settings['device_name'])
     opts = bench.BenchmarkOptions(DEMO_CFG)
     assert opts.threads is None and opts.retain_cpu_memory is None
     assert opts.channels_last is None and opts.compile is False

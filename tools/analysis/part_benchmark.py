@@ -26,10 +26,10 @@ Runner, once per seed (``--seeds``, default ``0 1 2``), in two protocols:
   first ``--finetune-train-per-class`` images of each class (default 20).
 
 It prints the machine that made the figures
-(``scrim_mm.analysis.machine_line``: CPU, L2 cache, torch build, threads;
-the CPU runs are deterministic on one machine only), the tables of
-``scrim_mm.analysis.format_part_benchmark`` per protocol, and last one
-line per protocol::
+(``scrim_mm.utils.describe_machine``: CPU, L2 cache, torch build, the GPU
+if CUDA is available, threads; the CPU runs are deterministic on one
+machine only), the tables of ``scrim_mm.analysis.format_part_benchmark``
+per protocol, and last one line per protocol::
 
     part-benchmark protocol=<p> scrim_top1=<x> plain_top1=<y> \\
         worst_seed_diff=<d> hit_<stage>=<h> chance_<stage>=<c> \\
