@@ -159,11 +159,6 @@ class FPLHead(BaseModule):
                     f'{num_stages} stages of in_channels='
                     f'{tuple(in_channels)}; give one per stage'
                 )
-        if num_classes <= 0:
-            raise ValueError(
-                f'num_classes={num_classes}: must be positive; set the '
-                'number of classes of the dataset'
-            )
         if num_stages == 0 or len(set(stage_names)) != num_stages:
             raise ValueError(
                 f'stage_names={tuple(stage_names)}: must be non-empty and '
