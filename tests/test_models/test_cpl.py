@@ -221,6 +221,29 @@ def test_part_vecs_equal_pooled_part_maps(pool):
         torch.testing.assert_close(g, g_ref)
 
 
+@pytest.mark.parametrize('pool', ['avg', 'max'])
+def test_part_vectors_do_not_depend_on_where_the_parts_look(pool):
+    """Channel re-weighting commutes with pooling: moving the positions of
+    a stage map moves its part maps, and leaves the excitations, part
+    vectors and embeddings as they were. No loss but the diversity loss
+    sees whether the part maps are distinct (docs/part_benchmark.md)."""
+    torch.manual_seed(0)
+    neck = _neck(pool=pool)
+    maps = _maps(batch=3)
+    moved = tuple(
+        m.flatten(2)[..., torch.randperm(m[0, 0].numel())].view_as(m)
+        for m in maps
+    )
+    out, out_moved = neck(maps), neck(moved)
+    for key in ('excitations', 'part_vecs', 'part_embeds'):
+        for a, b in zip(getattr(out, key), getattr(out_moved, key)):
+            torch.testing.assert_close(a, b)
+    # ... while the attention maps do move.
+    assert not torch.allclose(
+        neck.attention_maps(out)[0], neck.attention_maps(out_moved)[0]
+    )
+
+
 def test_part_embeds_are_a_linear_projection_shared_over_parts():
     neck = _neck(embed_dims=16)
     out = neck(_maps())
