@@ -21,7 +21,6 @@ from mmengine.runner import Runner
 from mmpretrain.registry import METRICS, MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import describe_machine
 from .part_diversity import part_diversity
 
 DIVERSITY_KEYS = ('excitation_cos', 'map_cos', 'map_corr', 'same_peak')
@@ -420,12 +419,6 @@ def _format_seeds(runs: Sequence[PartBenchmarkResult]) -> str:
             ]
         rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
-
-
-def machine_line() -> str:
-    """``machine: <what the figures depend on>``, printed above the tables
-    (:func:`~scrim_mm.utils.describe_machine`)."""
-    return f'machine: {describe_machine()}'
 
 
 def worst_seed_diff(result: PartBenchmarkResult) -> float:

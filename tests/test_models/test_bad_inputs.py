@@ -20,15 +20,11 @@ from scrim_mm.models.ops import (
 )
 
 from .test_fpl import r18_head
+from .test_scrim_classifier import minimal_cfg
 
 
 def _minimal(**kwargs):
-    cfg = dict(
-        type='SCRIMClassifier',
-        num_classes=3,
-        backbone=dict(type='ResNet', depth=18, out_indices=(2, 3)),
-    )
-    return {**cfg, **kwargs}
+    return minimal_cfg(**{'depth': 18, 'num_classes': 3, **kwargs})
 
 
 def test_extract_feat_names_the_unknown_stage():

@@ -152,11 +152,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     from scrim_mm.analysis import (
         format_part_benchmark,
-        machine_line,
         run_protocols,
         summary_line,
     )
     from scrim_mm.analysis.pretrain import pretrained_top1
+    from scrim_mm.utils import describe_machine
 
     cfg = Config.fromfile(args.config)
     if args.data_root:
@@ -177,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         seeds=args.seeds,
         ann_format=args.ann_format,
     )
-    print(f'\n{machine_line()}')
+    print(f'\nmachine: {describe_machine()}')
     for protocol, result in results.items():
         print(f'\n## protocol: {protocol}\n')
         if protocol == 'finetune':
