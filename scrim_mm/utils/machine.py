@@ -2,7 +2,6 @@
 """The machine that a measurement ran on, in one line."""
 
 import os
-import os.path as osp
 
 import torch
 
@@ -14,7 +13,7 @@ L2_SIZE = '/sys/devices/system/cpu/cpu0/cache/index2/size'
 def _first_cpu() -> dict:
     """The fields of the first processor in :data:`CPUINFO`, or {}."""
     info = {}
-    if osp.isfile(CPUINFO):
+    try:
         with open(CPUINFO) as f:
             for line in f:
                 key, sep, value = line.partition(':')
@@ -23,6 +22,8 @@ def _first_cpu() -> dict:
                         break
                     continue
                 info.setdefault(key.strip(), value.strip())
+    except OSError:  # absent or unreadable: the fields are unknown
+        pass
     return info
 
 
@@ -43,10 +44,11 @@ def describe_machine() -> str:
         <n> threads``.
     """
     info = _first_cpu()
-    l2 = 'unknown'
-    if osp.isfile(L2_SIZE):
+    try:
         with open(L2_SIZE) as f:
             l2 = f.read().strip()
+    except OSError:
+        l2 = 'unknown'
     ids = ' '.join(
         f'{name} {info.get(key, "?")}'
         for name, key in (

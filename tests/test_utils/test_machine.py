@@ -57,3 +57,16 @@ def test_unreadable_files_are_named_unknown(tmp_path, monkeypatch):
     assert machine.describe_machine().startswith(
         'unknown CPU (family ? model ? stepping ?), L2 unknown, '
     )
+
+
+def test_files_that_cannot_be_opened_are_named_unknown(tmp_path, monkeypatch):
+    """Present but unreadable (e.g. a restricted /sys): no error either."""
+    _fake_cpu(tmp_path, monkeypatch)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(machine, 'open', refuse, raising=False)
+    assert machine.describe_machine().startswith(
+        'unknown CPU (family ? model ? stepping ?), L2 unknown, '
+    )
